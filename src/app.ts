@@ -1,0 +1,125 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { expressMiddleware } from '@as-integrations/express5';
+import express, { type Request } from 'express';
+import type { GraphQLSchema } from 'graphql';
+import type { Config } from './config.js';
+import { openDatabase } from './db.js';
+import { buildContext, type Context } from './graphql/context.js';
+import { formatError } from './graphql/errors.js';
+import { graphiqlPage, wantsGraphiql } from './graphql/graphiql.js';
+import { errorReportingPlugin, queryLimitsPlugin } from './graphql/plugins.js';
+import { buildAppSchema } from './graphql/schema.js';
+import { createLogger, type Logger } from './logger.js';
+import { ensureSuperuser } from './services/auth.service.js';
+import type { AppDeps } from './services/index.js';
+import { SessionTokens } from './services/session-tokens.js';
+
+export interface App {
+  readonly httpServer: Server;
+  readonly deps: AppDeps;
+  readonly schema: GraphQLSchema;
+  /** Listens on config.http (port 0 picks a free port); resolves with the URL of /graphql. */
+  start(): Promise<string>;
+  /** Stops watchers, closes WebSocket clients, drains HTTP, then closes the database. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface AppOptions {
+  logger?: Logger;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{8,128}$/;
+
+/** The composition root's only product: builds every long-lived object. No side effects on import. */
+export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
+  const logger = options.logger ?? createLogger('info');
+  if (config.secretKeyGenerated) {
+    logger.warn('SECRET_KEY is not set: generated a random one for this process (development mode). Tokens die with the process; replicas will not agree.');
+  }
+  const orm = await openDatabase(config.database, logger);
+  await ensureSuperuser(orm.em.fork(), config, logger);
+  const deps: AppDeps = { config, orm, logger, sessionTokens: new SessionTokens(config.secretKey) };
+  const schema = await buildAppSchema();
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.http.trustProxy);
+  const httpServer = createServer(app);
+  const apollo = new ApolloServer<Context>({
+    schema,
+    formatError,
+    csrfPrevention: false, // credentials travel only in the Authorization header, never in cookies
+    introspection: true,
+    includeStacktraceInErrorResponses: false,
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer }),
+      queryLimitsPlugin(() => schema, config.graphql),
+      errorReportingPlugin(),
+    ],
+  });
+  await apollo.start();
+
+  if (config.http.allowedHosts.length) app.use(allowedHostsGuard(config));
+  app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
+  app.get('/readyz', async (_req, res) => {
+    const ok = await orm.isConnected().catch(() => false);
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not ready', database: ok });
+  });
+  app.get('/graphql', (req, res, next) => {
+    if (!wantsGraphiql(req.headers.accept, req.query.query)) return next();
+    res.type('html').send(graphiqlPage());
+  });
+  app.use(
+    '/graphql',
+    express.json({ limit: '1mb' }),
+    expressMiddleware(apollo, {
+      context: async ({ req }) =>
+        buildContext(deps, { authorization: req.headers.authorization, ip: req.ip, requestId: requestIdOf(req) }),
+    }),
+  );
+
+  let stopping: Promise<void> | undefined;
+  return {
+    httpServer,
+    deps,
+    schema,
+    async start() {
+      await new Promise<void>((resolve, reject) => {
+        httpServer.once('error', reject);
+        httpServer.listen(config.http.port, config.http.host, () => resolve());
+      });
+      const { port } = httpServer.address() as AddressInfo;
+      const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
+      const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/graphql`;
+      logger.info('listening', { url, database: config.database.engine });
+      return url;
+    },
+    stop() {
+      stopping ??= (async () => {
+        await apollo.stop(); // drains HTTP through the plugin
+        await orm.close(true);
+      })();
+      return stopping;
+    },
+  };
+}
+
+function requestIdOf(req: Request): string | undefined {
+  const header = req.headers['x-request-id'];
+  return typeof header === 'string' && REQUEST_ID.test(header) ? header : undefined;
+}
+
+/** The original's ALLOWED_HOSTS: refuse requests whose Host is not listed (probes on any host pass). */
+function allowedHostsGuard(config: Config): express.RequestHandler {
+  const allowed = new Set(config.http.allowedHosts.map((h) => h.toLowerCase()));
+  return (req, res, next) => {
+    if (req.path === '/healthz' || req.path === '/readyz' || allowed.has('*')) return next();
+    const forwarded = config.http.useXForwardedHost ? req.headers['x-forwarded-host'] : undefined;
+    const host = String(forwarded ?? req.headers.host ?? '').split(',')[0].trim().replace(/:\d+$/, '').toLowerCase();
+    if (allowed.has(host)) return next();
+    res.status(400).json({ errors: [{ message: 'Host not allowed', extensions: { code: 'BAD_USER_INPUT' } }] });
+  };
+}

@@ -1,0 +1,61 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { MikroORM, type Options } from '@mikro-orm/core';
+import { Migrator } from '@mikro-orm/migrations';
+import { PostgreSqlDriver } from '@mikro-orm/postgresql';
+import { SqliteDriver } from '@mikro-orm/sqlite';
+import type { DatabaseConfig } from './config.js';
+import { entities } from './entities/index.js';
+import type { Logger } from './logger.js';
+import { migrationsList } from './migrations/index.js';
+
+export type Orm = MikroORM;
+
+function ormOptions(db: DatabaseConfig): Options {
+  const common: Options = {
+    entities,
+    extensions: [Migrator],
+    migrations: { migrationsList, transactional: true, allOrNothing: true, snapshot: false, silent: true },
+    discovery: { warnWhenNoEntities: true },
+    allowGlobalContext: false,
+    forceUtcTimezone: true,
+    debug: false,
+  };
+  if (db.engine === 'sqlite') {
+    if (db.path !== ':memory:') mkdirSync(dirname(db.path), { recursive: true });
+    return {
+      ...common,
+      driver: SqliteDriver,
+      dbName: db.path,
+      pool: { min: 1, max: 1, afterCreate: sqlitePragmas },
+    } as Options;
+  }
+  return {
+    ...common,
+    driver: PostgreSqlDriver,
+    host: db.host,
+    port: db.port,
+    user: db.user,
+    password: db.password,
+    dbName: db.dbName,
+    pool: { min: 0, max: db.poolMax },
+  } as Options;
+}
+
+/** WAL and a busy timeout let several processes share one SQLite file without "database is locked". */
+function sqlitePragmas(conn: { exec(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null) => void) {
+  conn.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;', done);
+}
+
+/** Connects and applies pending migrations. */
+export async function openDatabase(db: DatabaseConfig, logger: Logger): Promise<Orm> {
+  const orm = await MikroORM.init(ormOptions(db));
+  const applied = await migrate(orm);
+  if (applied.length) logger.info('database migrations applied', { migrations: applied, engine: db.engine });
+  return orm;
+}
+
+export async function migrate(orm: Orm): Promise<string[]> {
+  const result = await orm.getMigrator().up();
+  return result.map((m) => m.name);
+}

@@ -1,0 +1,108 @@
+import { Entity, Enum, Index, ManyToOne, PrimaryKey, Property, type Ref } from '@mikro-orm/core';
+import { Field, ID, ObjectType, registerEnumType } from 'type-graphql';
+import { Lab } from './lab.entity.js';
+import { User } from './user.entity.js';
+
+export enum LabInstanceStatus {
+  PENDING = 'PENDING',
+  STARTING = 'STARTING',
+  READY = 'READY',
+  FAILED = 'FAILED',
+  STOPPING = 'STOPPING',
+  STOPPED = 'STOPPED',
+}
+
+registerEnumType(LabInstanceStatus, {
+  name: 'LabInstanceStatus',
+  valuesConfig: {
+    PENDING: { description: 'Recorded; Kubernetes objects are being created.' },
+    STARTING: { description: "Objects exist; not every VM's pod is ready yet." },
+    READY: { description: "Every VM's pod is ready." },
+    FAILED: { description: 'Creation failed or a VM failed; see statusMessage.' },
+    STOPPING: { description: 'Stop requested; the namespace is terminating.' },
+    STOPPED: { description: 'Gone from the cluster.' },
+  },
+});
+
+export enum VmPhase {
+  PENDING = 'PENDING',
+  SCHEDULING = 'SCHEDULING',
+  SCHEDULED = 'SCHEDULED',
+  RUNNING = 'RUNNING',
+  SUCCEEDED = 'SUCCEEDED',
+  FAILED = 'FAILED',
+  UNKNOWN = 'UNKNOWN',
+}
+
+registerEnumType(VmPhase, { name: 'VmPhase', description: 'Phase of a KubeVirt VirtualMachineInstance.' });
+
+@ObjectType({ description: 'Live state of one VM of an instance, as watched from the Kubernetes API.' })
+export class VmStatus {
+  @Field(() => String, { description: "The LabVm name (the VirtualMachineInstance's name)." })
+  name!: string;
+
+  @Field(() => VmPhase)
+  phase!: VmPhase;
+
+  @Field(() => Boolean, { description: "The VM's pod reports the Ready condition." })
+  ready!: boolean;
+
+  @Field(() => String, { nullable: true })
+  podName?: string | null;
+
+  @Field(() => String, { nullable: true })
+  nodeName?: string | null;
+
+  @Field(() => String, { nullable: true })
+  message?: string | null;
+}
+
+@ObjectType({ description: 'A started lab: its own namespace with one VM per LabVm.' })
+@Entity({ tableName: 'lab_instances' })
+export class LabInstance {
+  @Field(() => ID)
+  @PrimaryKey({ type: 'integer', autoincrement: true })
+  id!: number;
+
+  @Index()
+  @ManyToOne(() => Lab, { ref: true, deleteRule: 'restrict', fieldName: 'lab_id' })
+  lab!: Ref<Lab>;
+
+  @Index()
+  @ManyToOne(() => User, { ref: true, deleteRule: 'restrict', fieldName: 'user_id' })
+  user!: Ref<User>;
+
+  @Field(() => String, {
+    description: 'The Kubernetes namespace that holds the instance: <namespacePrefix>-<userId>-<instanceId>.',
+  })
+  @Property({ type: 'string', length: 63, default: '' })
+  namespace: string = '';
+
+  @Field(() => LabInstanceStatus)
+  @Index()
+  @Enum({ items: () => LabInstanceStatus, type: 'string', length: 16 })
+  status: LabInstanceStatus = LabInstanceStatus.PENDING;
+
+  @Field(() => String, { nullable: true })
+  @Property({ type: 'text', nullable: true, fieldName: 'status_message' })
+  statusMessage?: string | null;
+
+  @Field(() => [VmStatus])
+  @Property({ type: 'json' })
+  vms: VmStatus[] = [];
+
+  @Field(() => Date)
+  @Property({ type: 'datetime', fieldName: 'created_at' })
+  createdAt: Date = new Date();
+
+  @Property({ type: 'datetime', fieldName: 'updated_at' })
+  updatedAt: Date = new Date();
+
+  @Field(() => Date, { nullable: true, description: 'When the instance will be stopped automatically; null: never.' })
+  @Property({ type: 'datetime', nullable: true, fieldName: 'expires_at' })
+  expiresAt?: Date | null;
+
+  @Field(() => Date, { nullable: true })
+  @Property({ type: 'datetime', nullable: true, fieldName: 'stopped_at' })
+  stoppedAt?: Date | null;
+}

@@ -1,0 +1,76 @@
+import { randomUUID } from 'node:crypto';
+import type { EntityManager } from '@mikro-orm/core';
+import type { Config } from '../config.js';
+import type { Orm } from '../db.js';
+import { Session, User } from '../entities/index.js';
+import type { Logger } from '../logger.js';
+import { createServices, type AppDeps, type Services } from '../services/index.js';
+import { createLoaders, type Loaders } from './loaders.js';
+
+export interface Viewer {
+  user: User;
+  sessionId: string;
+}
+
+/** Everything a resolver may use, built per HTTP request or per WebSocket operation. */
+export interface Context {
+  requestId: string;
+  ip: string;
+  em: EntityManager;
+  /** The authenticated caller, or null. */
+  viewer: Viewer | null;
+  /** Why a presented bearer token was refused (the request then runs as anonymous). */
+  authError: string | null;
+  config: Config;
+  logger: Logger;
+  loaders: Loaders;
+  services: Services;
+}
+
+export interface ContextInput {
+  authorization?: string | null;
+  ip?: string;
+  requestId?: string;
+}
+
+/** The one context builder, shared by HTTP and both WebSocket protocols. */
+export async function buildContext(deps: AppDeps, input: ContextInput): Promise<Context> {
+  const em = deps.orm.em.fork();
+  const requestId = input.requestId ?? randomUUID();
+  const { viewer, authError } = await authenticate(deps, em, input.authorization ?? null);
+  const ctx: Context = {
+    requestId,
+    ip: input.ip ?? 'unknown',
+    em,
+    viewer,
+    authError,
+    config: deps.config,
+    logger: deps.logger.child({ requestId }),
+    loaders: createLoaders(em),
+    services: undefined as unknown as Services,
+  };
+  ctx.services = createServices(deps, ctx);
+  return ctx;
+}
+
+async function authenticate(
+  deps: AppDeps,
+  em: EntityManager,
+  authorization: string | null,
+): Promise<{ viewer: Viewer | null; authError: string | null }> {
+  if (!authorization) return { viewer: null, authError: null };
+  const match = /^Bearer\s+(\S+)$/i.exec(authorization.trim());
+  if (!match) return { viewer: null, authError: 'Authorization must be "Bearer <token>"' };
+  const claims = await deps.sessionTokens.verify(match[1]);
+  if ('invalid' in claims) return { viewer: null, authError: `Bearer token refused: ${claims.invalid}` };
+  const session = await em.findOne(Session, { id: claims.sessionId }, { populate: ['user'] });
+  const user = session?.user.getEntity();
+  if (!session || !user || user.id !== claims.userId) return { viewer: null, authError: 'Bearer token refused: session ended' };
+  if (session.revokedAt || session.expiresAt.getTime() <= Date.now()) {
+    return { viewer: null, authError: 'Bearer token refused: session ended' };
+  }
+  if (!user.isActive) return { viewer: null, authError: 'Bearer token refused: account deactivated' };
+  return { viewer: { user, sessionId: session.id }, authError: null };
+}
+
+export type { AppDeps, Orm };

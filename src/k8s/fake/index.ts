@@ -1,0 +1,5 @@
+export { startSimulatedCluster, type SimulatedCluster, type SimulatedClusterOptions } from './cluster.js';
+export type { FaultInjector, FaultVerb, Failure } from './faults.js';
+export type { KubeObject, ObjectMeta } from './resources.js';
+export type { Logger } from './server.js';
+export type { VmiPhase } from './virt-launcher.js';

@@ -1,0 +1,146 @@
+import type { ClusterLifecycle } from './lifecycle.js';
+import { apiVersionOf, resourceByPlural, type KubeObject, type ResourceDef } from './resources.js';
+import type { Selector } from './selectors.js';
+import { badRequest, conflict, forbidden, notFound, alreadyExists, success } from './status.js';
+import type { ObjectStore } from './store.js';
+import { validateLabels, validateName } from './validation.js';
+import { randomSuffix } from './virt-launcher.js';
+
+const NAMESPACES = resourceByPlural('namespaces');
+const SERVER_SET = ['uid', 'resourceVersion', 'creationTimestamp', 'deletionTimestamp', 'generation', 'managedFields'];
+
+export interface Reply {
+  code: number;
+  body: unknown;
+}
+
+/** The verbs on stored objects, HTTP-free: each returns the reply body or throws an ApiError carrying a Status. */
+export class ResourceOperations {
+  constructor(private readonly store: ObjectStore, private readonly lifecycle: ClusterLifecycle) {}
+
+  get(def: ResourceDef, namespace: string | undefined, name: string): Reply {
+    const obj = this.store.get(def, namespace, name);
+    if (!obj) throw notFound(def, name);
+    return { code: 200, body: obj };
+  }
+
+  list(def: ResourceDef, namespace: string | undefined, selector: Selector): Reply {
+    const items = this.store.list(def, namespace).filter((o) => selector.matches(o)).sort(byKey);
+    const body = {
+      kind: `${def.kind}List`, apiVersion: apiVersionOf(def),
+      metadata: { resourceVersion: String(this.store.currentRv()) }, items,
+    };
+    return { code: 200, body };
+  }
+
+  create(def: ResourceDef, namespace: string | undefined, input: KubeObject): Reply {
+    const obj = this.prepare(def, namespace, input);
+    const name = obj.metadata.name as string;
+    if (def.namespaced) this.checkNamespace(def, namespace ?? '', name);
+    if (this.store.get(def, namespace, name)) throw alreadyExists(def, name);
+    this.lifecycle.initialStatus(def, obj);
+    const created = this.store.insert(def, obj);
+    this.lifecycle.afterCreate(def, created);
+    return { code: 201, body: created };
+  }
+
+  /** Built-in kinds without graceful deletion answer a Success Status; pods, namespaces and VMIs the object. */
+  delete(def: ResourceDef, namespace: string | undefined, name: string): Reply {
+    const gone = this.lifecycle.delete(def, namespace, name);
+    if (def.plural === 'networkpolicies') return { code: 200, body: success(def, name, gone.metadata.uid) };
+    return { code: 200, body: gone };
+  }
+
+  deleteCollection(def: ResourceDef, namespace: string | undefined, selector: Selector): Reply {
+    const items: KubeObject[] = [];
+    for (const obj of this.store.list(def, namespace).filter((o) => selector.matches(o))) {
+      try {
+        items.push(this.lifecycle.delete(def, obj.metadata.namespace, obj.metadata.name ?? ''));
+      } catch {
+        // Already gone or already terminating: deletecollection reports what it removed.
+      }
+    }
+    const body = { kind: `${def.kind}List`, apiVersion: apiVersionOf(def), metadata: { resourceVersion: String(this.store.currentRv()) }, items };
+    return { code: 200, body };
+  }
+
+  /** JSON merge patch (also used for strategic merge, which differs only for lists of objects); status stays server-owned. */
+  patch(def: ResourceDef, namespace: string | undefined, name: string, patch: KubeObject): Reply {
+    const current = this.store.get(def, namespace, name);
+    if (!current) throw notFound(def, name);
+    const next = mergePatch(current, patch) as KubeObject;
+    next.metadata ??= {};
+    validateLabels(def, next);
+    return { code: 200, body: this.store.update(def, namespace, name, (draft) => overwrite(draft, next)) };
+  }
+
+  /** PUT with optimistic concurrency: a stale metadata.resourceVersion is a 409 Conflict. */
+  replace(def: ResourceDef, namespace: string | undefined, name: string, input: KubeObject): Reply {
+    const current = this.store.get(def, namespace, name);
+    if (!current) throw notFound(def, name);
+    if (input.metadata.name !== undefined && input.metadata.name !== name) {
+      throw badRequest(`the name of the object (${String(input.metadata.name)}) does not match the name on the URL (${name})`);
+    }
+    const rv = input.metadata.resourceVersion;
+    if (rv !== undefined && rv !== current.metadata.resourceVersion) {
+      throw conflict(def, name, 'the object has been modified; please apply your changes to the latest version and try again');
+    }
+    validateLabels(def, input);
+    return { code: 200, body: this.store.update(def, namespace, name, (draft) => overwrite(draft, structuredClone(input))) };
+  }
+
+  private prepare(def: ResourceDef, namespace: string | undefined, input: KubeObject): KubeObject {
+    const meta = { ...input.metadata };
+    if (def.namespaced) {
+      if (meta.namespace !== undefined && meta.namespace !== '' && meta.namespace !== namespace) {
+        throw badRequest('the namespace of the provided object does not match the namespace sent on the request');
+      }
+      meta.namespace = namespace;
+    }
+    for (const key of SERVER_SET) delete meta[key];
+    if (!meta.name && typeof meta.generateName === 'string' && meta.generateName) {
+      meta.name = meta.generateName + randomSuffix();
+    }
+    const obj: KubeObject = { ...structuredClone(input), metadata: meta };
+    validateName(def, meta.name);
+    validateLabels(def, obj);
+    return obj;
+  }
+
+  private checkNamespace(def: ResourceDef, namespace: string, name: string): void {
+    const ns = this.store.get(NAMESPACES, undefined, namespace);
+    if (!ns) throw notFound(NAMESPACES, namespace);
+    if (ns.status?.phase === 'Terminating') {
+      throw forbidden(def, name, `unable to create new content in namespace ${namespace} because it is being terminated`);
+    }
+  }
+}
+
+/** Replaces a draft's content with `next`, keeping what only the server sets: status and timestamps. */
+function overwrite(draft: KubeObject, next: KubeObject): void {
+  const { metadata, status } = draft;
+  for (const key of Object.keys(draft)) delete draft[key];
+  Object.assign(draft, next);
+  draft.metadata = { ...next.metadata, creationTimestamp: metadata.creationTimestamp };
+  if (metadata.deletionTimestamp) draft.metadata.deletionTimestamp = metadata.deletionTimestamp;
+  if (status !== undefined) draft.status = status;
+  else delete draft.status;
+}
+
+function byKey(a: KubeObject, b: KubeObject): number {
+  const ka = `${a.metadata.namespace ?? ''}/${a.metadata.name ?? ''}`;
+  const kb = `${b.metadata.namespace ?? ''}/${b.metadata.name ?? ''}`;
+  return ka < kb ? -1 : ka > kb ? 1 : 0;
+}
+
+/** RFC 7386: objects merge key by key, null deletes, anything else replaces. */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  const base = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as object) } : {};
+  const out = base as Record<string, unknown>;
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete out[key];
+    else out[key] = mergePatch(out[key], value);
+  }
+  return out;
+}

@@ -1,0 +1,153 @@
+import { randomUUID } from 'node:crypto';
+import { apiVersionOf, type KubeObject, type ResourceDef } from './resources.js';
+
+export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+/** One change, as kept in the history that watches replay; `previous` lets a watcher notice selector transitions. */
+export interface StoredEvent {
+  type: EventType;
+  object: KubeObject;
+  previous?: KubeObject;
+  rv: number;
+}
+
+export type HistoryResult = { events: StoredEvent[] } | { expired: true; oldest: number };
+
+class ResourceTable {
+  readonly byNamespace = new Map<string, Map<string, KubeObject>>();
+  history: StoredEvent[] = [];
+  /** Every event with rv > floor is still in `history`; older resourceVersions get 410. */
+  floor = 0;
+}
+
+export function timestamp(): string {
+  return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+/**
+ * Objects of every resource, one global resourceVersion counter (as etcd's revision), and a bounded
+ * per-resource event history. Stored objects are never mutated in place: every change stores a new object,
+ * so events and list snapshots can share them safely.
+ */
+export class ObjectStore {
+  private rv = 0;
+  private readonly tables = new Map<string, ResourceTable>();
+  private readonly listeners: Array<(def: ResourceDef, event: StoredEvent) => void> = [];
+
+  constructor(private readonly historyLimit = 10_000) {}
+
+  currentRv(): number {
+    return this.rv;
+  }
+
+  onEvent(listener: (def: ResourceDef, event: StoredEvent) => void): void {
+    this.listeners.push(listener);
+  }
+
+  get(def: ResourceDef, namespace: string | undefined, name: string): KubeObject | undefined {
+    return this.table(def).byNamespace.get(def.namespaced ? namespace ?? '' : '')?.get(name);
+  }
+
+  list(def: ResourceDef, namespace?: string): KubeObject[] {
+    const byNs = this.table(def).byNamespace;
+    if (def.namespaced && namespace !== undefined) return [...(byNs.get(namespace)?.values() ?? [])];
+    const all: KubeObject[] = [];
+    for (const objects of byNs.values()) for (const obj of objects.values()) all.push(obj);
+    return all;
+  }
+
+  /** Stores a new object, assigning uid, resourceVersion and creationTimestamp; the caller checked it is absent. */
+  insert(def: ResourceDef, input: KubeObject): KubeObject {
+    const obj: KubeObject = { ...input, apiVersion: apiVersionOf(def), kind: def.kind };
+    obj.metadata = { ...input.metadata, uid: randomUUID(), resourceVersion: String(++this.rv), creationTimestamp: timestamp() };
+    if (!def.namespaced) delete obj.metadata.namespace;
+    this.put(def, obj);
+    this.record(def, { type: 'ADDED', object: obj, rv: this.rv });
+    return obj;
+  }
+
+  /** Applies `mutate` to a copy of the stored object and stores the copy under a new resourceVersion. */
+  update(def: ResourceDef, namespace: string | undefined, name: string, mutate: (draft: KubeObject) => void): KubeObject | undefined {
+    const previous = this.get(def, namespace, name);
+    if (!previous) return undefined;
+    const draft = structuredClone(previous);
+    mutate(draft);
+    draft.apiVersion = apiVersionOf(def);
+    draft.kind = def.kind;
+    draft.metadata = { ...draft.metadata, name: previous.metadata.name, namespace: previous.metadata.namespace };
+    if (!def.namespaced) delete draft.metadata.namespace;
+    draft.metadata.uid = previous.metadata.uid;
+    draft.metadata.resourceVersion = String(++this.rv);
+    this.put(def, draft);
+    this.record(def, { type: 'MODIFIED', object: draft, previous, rv: this.rv });
+    return draft;
+  }
+
+  /** Removes the object; the DELETED event carries it under the deletion's own resourceVersion, as the real server does. */
+  remove(def: ResourceDef, namespace: string | undefined, name: string): KubeObject | undefined {
+    const ns = def.namespaced ? namespace ?? '' : '';
+    const objects = this.table(def).byNamespace.get(ns);
+    const previous = objects?.get(name);
+    if (!objects || !previous) return undefined;
+    objects.delete(name);
+    if (objects.size === 0) this.table(def).byNamespace.delete(ns);
+    const gone: KubeObject = { ...previous, metadata: { ...previous.metadata, resourceVersion: String(++this.rv) } };
+    this.record(def, { type: 'DELETED', object: gone, previous, rv: this.rv });
+    return gone;
+  }
+
+  /** Events of one resource newer than `sinceRv`, found by binary search (no scan of the whole history). */
+  history(def: ResourceDef, sinceRv: number): HistoryResult {
+    const table = this.table(def);
+    if (sinceRv < table.floor) return { expired: true, oldest: table.floor };
+    const h = table.history;
+    let lo = 0;
+    let hi = h.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (h[mid].rv <= sinceRv) lo = mid + 1;
+      else hi = mid;
+    }
+    return { events: h.slice(lo) };
+  }
+
+  /** Forgets all history, like an etcd compaction at the current revision. */
+  compact(): void {
+    for (const table of this.tables.values()) {
+      table.history = [];
+      table.floor = this.rv;
+    }
+  }
+
+  private table(def: ResourceDef): ResourceTable {
+    let table = this.tables.get(def.plural);
+    if (!table) {
+      table = new ResourceTable();
+      this.tables.set(def.plural, table);
+    }
+    return table;
+  }
+
+  private put(def: ResourceDef, obj: KubeObject): void {
+    const ns = def.namespaced ? obj.metadata.namespace ?? '' : '';
+    const byNs = this.table(def).byNamespace;
+    let objects = byNs.get(ns);
+    if (!objects) {
+      objects = new Map();
+      byNs.set(ns, objects);
+    }
+    objects.set(obj.metadata.name ?? '', obj);
+  }
+
+  private record(def: ResourceDef, event: StoredEvent): void {
+    const table = this.table(def);
+    table.history.push(event);
+    // Trim in batches so that appending stays amortised O(1) even with a full history.
+    if (table.history.length > this.historyLimit * 1.5) {
+      const drop = table.history.length - this.historyLimit;
+      table.floor = table.history[drop - 1].rv;
+      table.history = table.history.slice(drop);
+    }
+    for (const listener of this.listeners) listener(def, event);
+  }
+}

@@ -1,0 +1,173 @@
+import type { ServerResponse } from 'node:http';
+import { apiVersionOf, type KubeObject, type ResourceDef } from './resources.js';
+import type { Selector } from './selectors.js';
+import { tooOld, type Status } from './status.js';
+import type { ObjectStore, StoredEvent } from './store.js';
+
+export interface WatchRequest {
+  def: ResourceDef;
+  namespace?: string;
+  selector: Selector;
+  allowBookmarks: boolean;
+  /** Turns each object into what this watcher's client asked for (e.g. a kubectl Table row); identity by default. */
+  render?: (obj: KubeObject, type: string) => unknown;
+}
+
+interface Watcher extends WatchRequest {
+  res: ServerResponse;
+  /** Lines held back while watches are stalled; written, in order, when the stall ends. */
+  pending: string[];
+  timer?: NodeJS.Timeout;
+}
+
+type WireType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+/**
+ * Open watch connections and the broadcast of store events to them. Each event is serialised once
+ * and then written to every watcher of its resource whose namespace and selector it matches.
+ */
+export class WatchHub {
+  private readonly watchers = new Map<string, Set<Watcher>>();
+  private readonly json = new WeakMap<KubeObject, string>();
+  private stalled = false;
+  private readonly bookmarkTimer: NodeJS.Timeout;
+
+  constructor(private readonly store: ObjectStore, bookmarkIntervalMs: number) {
+    store.onEvent((def, event) => this.broadcast(def, event));
+    this.bookmarkTimer = setInterval(() => this.sendBookmarks(), bookmarkIntervalMs);
+    this.bookmarkTimer.unref();
+  }
+
+  /**
+   * Starts streaming: the current objects (resourceVersion absent or "0") or the history after the given
+   * resourceVersion, then live events. A resourceVersion older than the history gets one ERROR event
+   * carrying a 410 Status, and the response ends, as the real API server does.
+   */
+  open(req: WatchRequest, res: ServerResponse, resourceVersion: number | undefined, timeoutSeconds?: number): void {
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private' });
+    res.flushHeaders();
+    const w: Watcher = { ...req, res, pending: [] };
+    if (resourceVersion === undefined || resourceVersion === 0) {
+      for (const obj of this.store.list(req.def, req.namespace)) {
+        if (req.selector.matches(obj)) this.write(w, this.line('ADDED', obj, w));
+      }
+    } else {
+      const history = this.store.history(req.def, resourceVersion);
+      if ('expired' in history) {
+        this.write(w, errorLine(tooOld(resourceVersion, history.oldest)));
+        res.end();
+        return;
+      }
+      for (const event of history.events) this.deliver(w, event);
+    }
+    this.register(w, timeoutSeconds);
+  }
+
+  count(resource?: string): number {
+    if (resource) return this.watchers.get(resource)?.size ?? 0;
+    let n = 0;
+    for (const set of this.watchers.values()) n += set.size;
+    return n;
+  }
+
+  /** Destroys the sockets of open watches: the client sees the stream break mid-way. */
+  drop(resource?: string): void {
+    for (const w of this.select(resource)) w.res.socket?.destroy();
+  }
+
+  /** Ends open watches cleanly, as the real server does when a watch's timeout expires. */
+  end(resource?: string): void {
+    for (const w of this.select(resource)) this.flushAndEnd(w);
+  }
+
+  setStalled(stalled: boolean): void {
+    this.stalled = stalled;
+    if (stalled) return;
+    for (const w of this.select()) {
+      const lines = w.pending.splice(0);
+      if (lines.length) w.res.write(lines.join(''));
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.bookmarkTimer);
+    this.drop();
+  }
+
+  private register(w: Watcher, timeoutSeconds?: number): void {
+    let set = this.watchers.get(w.def.plural);
+    if (!set) {
+      set = new Set();
+      this.watchers.set(w.def.plural, set);
+    }
+    set.add(w);
+    w.res.on('close', () => {
+      clearTimeout(w.timer);
+      set.delete(w);
+    });
+    if (timeoutSeconds && timeoutSeconds > 0) w.timer = setTimeout(() => this.flushAndEnd(w), timeoutSeconds * 1000);
+  }
+
+  private select(resource?: string): Watcher[] {
+    const sets = resource ? [this.watchers.get(resource) ?? new Set<Watcher>()] : [...this.watchers.values()];
+    return sets.flatMap((s) => [...s]);
+  }
+
+  private flushAndEnd(w: Watcher): void {
+    const lines = w.pending.splice(0);
+    w.res.end(lines.join(''));
+  }
+
+  private broadcast(def: ResourceDef, event: StoredEvent): void {
+    const set = this.watchers.get(def.plural);
+    if (!set) return;
+    for (const w of set) this.deliver(w, event);
+  }
+
+  /** Writes one event as this watcher sees it: an object that leaves its selector is DELETED for it, one that enters is ADDED. */
+  private deliver(w: Watcher, event: StoredEvent): void {
+    const obj = event.object;
+    if (w.namespace !== undefined && obj.metadata.namespace !== w.namespace) return;
+    let type: WireType = event.type;
+    if (event.type === 'MODIFIED' && !w.selector.empty) {
+      const was = event.previous ? w.selector.matches(event.previous) : false;
+      const is = w.selector.matches(obj);
+      if (!was && !is) return;
+      if (was !== is) type = is ? 'ADDED' : 'DELETED';
+    } else if (!w.selector.matches(obj)) {
+      return;
+    }
+    this.write(w, this.line(type, obj, w));
+  }
+
+  private line(type: WireType, obj: KubeObject, w: Watcher): string {
+    if (w.render) return `{"type":"${type}","object":${JSON.stringify(w.render(obj, type))}}\n`;
+    let json = this.json.get(obj);
+    if (json === undefined) {
+      json = JSON.stringify(obj);
+      this.json.set(obj, json);
+    }
+    return `{"type":"${type}","object":${json}}\n`;
+  }
+
+  private write(w: Watcher, line: string): void {
+    if (this.stalled) w.pending.push(line);
+    else w.res.write(line);
+  }
+
+  private sendBookmarks(): void {
+    if (this.stalled) return;
+    const rv = String(this.store.currentRv());
+    for (const set of this.watchers.values()) {
+      for (const w of set) {
+        if (!w.allowBookmarks) continue;
+        const object = { kind: w.def.kind, apiVersion: apiVersionOf(w.def), metadata: { resourceVersion: rv } };
+        w.res.write(`{"type":"BOOKMARK","object":${JSON.stringify(object)}}\n`);
+      }
+    }
+  }
+}
+
+function errorLine(status: Status): string {
+  return `{"type":"ERROR","object":${JSON.stringify(status)}}\n`;
+}

@@ -1,0 +1,7 @@
+import { ImageResolver } from './image.resolver.js';
+import { InstructionPageResolver } from './instruction-page.resolver.js';
+import { LabResolver, LabVmResolver } from './lab.resolver.js';
+import { UserResolver } from './user.resolver.js';
+
+/** The one list of resolvers (the other registration point besides the entity list). */
+export const resolvers = [UserResolver, ImageResolver, LabResolver, LabVmResolver, InstructionPageResolver] as const;

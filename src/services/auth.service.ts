@@ -1,0 +1,84 @@
+import type { EntityManager } from '@mikro-orm/core';
+import type { Config } from '../config.js';
+import { Session, User } from '../entities/index.js';
+import { AppError } from '../graphql/errors.js';
+import type { Logger } from '../logger.js';
+import { dummyPasswordHash, hashPassword, verifyPassword } from './passwords.js';
+import type { SessionTokens } from './session-tokens.js';
+
+export interface IssuedSession {
+  token: string;
+  expiresAt: Date;
+}
+
+export const normalizeEmail = (email: string): string => email.trim().toLowerCase();
+
+/** Sign-in and sessions: the part of accounts every other feature relies on. */
+export class AuthService {
+  constructor(
+    private readonly em: EntityManager,
+    private readonly config: Config,
+    private readonly tokens: SessionTokens,
+  ) {}
+
+  /**
+   * Checks the credentials and opens a session. Wrong e-mail and wrong password give the same
+   * error, after the same amount of work.
+   */
+  async login(email: string, password: string): Promise<{ user: User; session: IssuedSession }> {
+    const user = await this.em.findOne(User, { email: normalizeEmail(email) }, { populate: ['passwordHash'] });
+    const ok = await verifyPassword(user?.passwordHash ?? (await dummyPasswordHash()), password);
+    if (!user || !ok) throw new AppError('Wrong e-mail or password', 'UNAUTHENTICATED');
+    if (!user.isActive) throw new AppError('This account is deactivated', 'FORBIDDEN');
+    if (this.config.auth.emailVerification === 'mandatory' && !user.emailVerified) {
+      throw new AppError('E-mail address not verified yet: follow the link in the verification e-mail', 'FORBIDDEN', {
+        reason: 'EMAIL_NOT_VERIFIED',
+      });
+    }
+    user.lastLogin = new Date();
+    const session = await this.openSession(user);
+    return { user, session };
+  }
+
+  async openSession(user: User): Promise<IssuedSession> {
+    const expiresAt = new Date(Date.now() + this.config.auth.sessionTtlSeconds * 1000);
+    const id = this.tokens.newSessionId();
+    this.em.create(Session, { id, user, expiresAt } as unknown as Session);
+    await this.em.flush();
+    return { token: await this.tokens.sign({ userId: user.id, sessionId: id }, expiresAt), expiresAt };
+  }
+
+  /** Revokes one session at once; every replica checks the row on each request. */
+  async revokeSession(sessionId: string): Promise<void> {
+    await this.em.nativeUpdate(Session, { id: sessionId, revokedAt: null }, { revokedAt: new Date() });
+  }
+
+  /** Revokes every session of the user except `keep`. */
+  async revokeAllSessions(userId: number, keep?: string): Promise<void> {
+    const where = keep ? { user: userId, revokedAt: null, id: { $ne: keep } } : { user: userId, revokedAt: null };
+    await this.em.nativeUpdate(Session, where, { revokedAt: new Date() });
+  }
+}
+
+/** Creates the start-up admin from SUPERUSER_* when no user has that e-mail. Idempotent. */
+export async function ensureSuperuser(em: EntityManager, config: Config, logger: Logger): Promise<void> {
+  const su = config.auth.superuser;
+  if (!su) return;
+  const email = normalizeEmail(su.email);
+  if (await em.count(User, { email })) return;
+  em.create(User, {
+    email,
+    passwordHash: await hashPassword(su.password),
+    firstName: su.firstName,
+    isAdmin: true,
+    isTrusted: true,
+    emailVerified: true,
+  } as User);
+  try {
+    await em.flush();
+    logger.info('superuser created', { email });
+  } catch (err) {
+    // Another replica created it first.
+    if (!(await em.fork().count(User, { email }))) throw err;
+  }
+}

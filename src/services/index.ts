@@ -1,0 +1,35 @@
+import type { Config } from '../config.js';
+import type { Orm } from '../db.js';
+import type { Logger } from '../logger.js';
+import type { Context } from '../graphql/context.js';
+import { AuthService } from './auth.service.js';
+import { ImageService } from './image.service.js';
+import { InstructionPageService } from './instruction-page.service.js';
+import { LabService } from './lab.service.js';
+import type { SessionTokens } from './session-tokens.js';
+
+/** Long-lived objects, built once in createApp. */
+export interface AppDeps {
+  config: Config;
+  orm: Orm;
+  logger: Logger;
+  sessionTokens: SessionTokens;
+}
+
+/** Services bound to one request's EntityManager. */
+export interface Services {
+  auth: AuthService;
+  images: ImageService;
+  labs: LabService;
+  pages: InstructionPageService;
+}
+
+export function createServices(deps: AppDeps, ctx: Pick<Context, 'em'>): Services {
+  const max = deps.config.graphql.maxPageSize;
+  return {
+    auth: new AuthService(ctx.em, deps.config, deps.sessionTokens),
+    images: new ImageService(ctx.em, max),
+    labs: new LabService(ctx.em, max),
+    pages: new InstructionPageService(ctx.em),
+  };
+}

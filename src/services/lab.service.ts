@@ -1,0 +1,125 @@
+import type { EntityManager } from '@mikro-orm/core';
+import { Image, InstructionPage, Lab, LabInstance, LabInstanceStatus, LabVm } from '../entities/index.js';
+import { badInput, conflict, notFound } from '../graphql/errors.js';
+import { paginate, type Connection, type PageArgs } from '../graphql/pagination.js';
+import { parseId } from './ids.js';
+import { searchFilter } from './search.js';
+
+export interface LabData {
+  name: string;
+  namespacePrefix: string;
+  description: string;
+  instanceLifetimeMinutes?: number | null;
+  vms: { name: string; imageId: string }[];
+}
+
+export interface LabUpdate {
+  name?: string | null;
+  description?: string | null;
+  instanceLifetimeMinutes?: number | null;
+}
+
+export class LabService {
+  constructor(
+    private readonly em: EntityManager,
+    private readonly maxPageSize: number,
+  ) {}
+
+  async get(id: string): Promise<Lab | null> {
+    return this.em.findOne(Lab, { id: parseId(id) });
+  }
+
+  async require(id: string, field = 'id'): Promise<Lab> {
+    const lab = await this.em.findOne(Lab, { id: parseId(id, field) });
+    if (!lab) throw notFound('Lab', id);
+    return lab;
+  }
+
+  async list(args: PageArgs & { search?: string | null }): Promise<Connection<Lab>> {
+    return paginate(this.em, Lab, searchFilter(args.search, ['name', 'description']), args, this.maxPageSize);
+  }
+
+  /** Creates the lab and its VMs in one transaction: all or nothing. */
+  async create(data: LabData): Promise<Lab> {
+    await this.ensureFree('name', data.name.trim());
+    await this.ensureFree('namespacePrefix', data.namespacePrefix);
+    const images = await this.resolveImages(data.vms);
+    const seen = new Set<string>();
+    data.vms.forEach((vm, i) => {
+      if (seen.has(vm.name)) throw badInput(`vms.${i}.name`, 'VM names must be unique within a lab');
+      seen.add(vm.name);
+    });
+    return this.em.transactional(async (em) => {
+      const lab = em.create(Lab, {
+        name: data.name.trim(),
+        namespacePrefix: data.namespacePrefix,
+        description: data.description.trim(),
+        instanceLifetimeMinutes: data.instanceLifetimeMinutes ?? null,
+      } as Lab);
+      for (const [i, vm] of data.vms.entries()) {
+        em.create(LabVm, { name: vm.name, lab, image: images[i] } as unknown as LabVm);
+      }
+      await em.flush();
+      return lab;
+    });
+  }
+
+  async update(id: string, data: LabUpdate): Promise<Lab> {
+    const lab = await this.require(id);
+    if (data.name != null && data.name.trim() !== lab.name) await this.ensureFree('name', data.name.trim());
+    if (data.name != null) lab.name = data.name.trim();
+    if (data.description != null) lab.description = data.description.trim();
+    if (data.instanceLifetimeMinutes !== undefined) lab.instanceLifetimeMinutes = data.instanceLifetimeMinutes;
+    await this.em.flush();
+    return lab;
+  }
+
+  /** Removes the lab with its VMs and pages; CONFLICT while it has instances that are not STOPPED. */
+  async delete(id: string): Promise<boolean> {
+    const lab = await this.require(id);
+    const running = await this.em.count(LabInstance, { lab: lab.id, status: { $ne: LabInstanceStatus.STOPPED } });
+    if (running) throw conflict(`Lab has ${running} instance(s) that are not stopped; stop them first`);
+    await this.em.transactional(async (em) => {
+      await em.nativeDelete(LabInstance, { lab: lab.id });
+      await em.nativeDelete(LabVm, { lab: lab.id });
+      await em.nativeDelete(InstructionPage, { lab: lab.id });
+      await em.nativeDelete(Lab, { id: lab.id });
+    });
+    return true;
+  }
+
+  async addVm(labId: string, vm: { name: string; imageId: string }): Promise<LabVm> {
+    const lab = await this.require(labId, 'labId');
+    const [image] = await this.resolveImages([vm], 'imageId');
+    if (await this.em.count(LabVm, { lab: lab.id, name: vm.name })) {
+      throw conflict('This lab already has a VM with this name', 'name');
+    }
+    const labVm = this.em.create(LabVm, { name: vm.name, lab, image } as unknown as LabVm);
+    await this.em.flush();
+    return labVm;
+  }
+
+  async removeVm(id: string): Promise<boolean> {
+    const vm = await this.em.findOne(LabVm, { id: parseId(id) });
+    if (!vm) throw notFound('LabVm', id);
+    await this.em.remove(vm).flush();
+    return true;
+  }
+
+  private async resolveImages(vms: { imageId: string }[], field?: string): Promise<Image[]> {
+    const ids = vms.map((vm, i) => parseId(vm.imageId, field ?? `vms.${i}.imageId`));
+    const found = await this.em.find(Image, { id: { $in: ids } });
+    const byId = new Map(found.map((img) => [img.id, img]));
+    return ids.map((id, i) => {
+      const image = byId.get(id);
+      if (!image) throw badInput(field ?? `vms.${i}.imageId`, `Image ${id} does not exist`);
+      return image;
+    });
+  }
+
+  private async ensureFree(field: 'name' | 'namespacePrefix', value: string): Promise<void> {
+    if (await this.em.count(Lab, { [field]: value })) {
+      throw conflict(`A lab with this ${field} already exists`, field);
+    }
+  }
+}
