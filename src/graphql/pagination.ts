@@ -84,13 +84,14 @@ export function checkFirst(first: number | null | undefined, max: number): numbe
 export async function paginate<T extends { id: number }>(
   em: EntityManager,
   entity: ClassType<T>,
-  where: FilterQuery<T>,
+  where: FilterQuery<T> | (() => FilterQuery<T>),
   args: PageArgs,
   maxPageSize: number,
   sort: SortKey = ID_ORDER,
 ): Promise<Connection<T>> {
   const first = checkFirst(args.first, maxPageSize);
-  let filter: FilterQuery<T> = where;
+  const build = typeof where === 'function' ? where : () => where;
+  let filter: FilterQuery<T> = build();
   if (args.after) {
     const [raw, id] = decodeCursor(args.after);
     const value = sort.parse ? sort.parse(raw) : raw;
@@ -99,12 +100,12 @@ export async function paginate<T extends { id: number }>(
       sort.field === 'id'
         ? { id: { [op]: id } }
         : { $or: [{ [sort.field]: { [op]: value } }, { [sort.field]: value, id: { [op]: id } }] };
-    filter = { $and: [where, after] } as FilterQuery<T>;
+    filter = { $and: [filter, after] } as FilterQuery<T>;
   }
   const orderBy = sort.field === 'id' ? { id: sort.direction } : { [sort.field]: sort.direction, id: sort.direction };
   const [rows, totalCount] = await Promise.all([
     first === 0 ? Promise.resolve([] as T[]) : em.find(entity, filter, { orderBy: orderBy as never, limit: first + 1 }),
-    em.count(entity, where),
+    em.count(entity, build()),
   ]);
   const page = rows.slice(0, first);
   const edges = page.map((node) => ({ cursor: encodeCursor((node as Record<string, unknown>)[sort.field], node.id), node }));

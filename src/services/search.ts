@@ -1,17 +1,21 @@
-import type { FilterQuery } from '@mikro-orm/core';
+import { raw, type FilterQuery } from '@mikro-orm/core';
 
 /** Escapes LIKE wildcards so that a search for "50%" means the text "50%". */
 function likePattern(term: string): string {
-  return `%${term.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  return `%${term.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 }
 
 /**
- * Case-insensitive substring match on any of the fields. `$ilike` is ILIKE on PostgreSQL and LIKE
- * (case-insensitive for ASCII) on SQLite.
+ * Case-insensitive substring match on any of the columns, the same on SQLite and PostgreSQL
+ * (`lower(col) LIKE ? ESCAPE '\'`). Returns a builder: raw fragments are single-use, and a page
+ * query and its count each need their own.
  */
-export function searchFilter<T>(search: string | null | undefined, fields: string[]): FilterQuery<T> {
+export function searchFilter<T>(search: string | null | undefined, columns: string[]): () => FilterQuery<T> {
   const term = search?.trim();
-  if (!term) return {} as FilterQuery<T>;
+  if (!term) return () => ({}) as FilterQuery<T>;
   const pattern = likePattern(term);
-  return { $or: fields.map((f) => ({ [f]: { $ilike: pattern } })) } as FilterQuery<T>;
+  return () =>
+    ({
+      $or: columns.map((c) => ({ [raw((alias: string) => `lower(${alias}.${c}) like ? escape '\\'`, [pattern])]: [] })),
+    }) as FilterQuery<T>;
 }

@@ -18,7 +18,11 @@ export interface FaultInjector {
   /** Make the whole API unavailable until up(): open watches are dropped and every request gets a 503 Status (default) or a connection reset. */
   down(failure?: 503 | 'reset'): void;
   up(): void;
-  /** Stop sending anything on open watches (no events, no bookmarks) without closing them: a silent stall. Events are held and delivered, in order, when the stall ends (as TCP would after a network hiccup). */
+  /**
+   * Stop sending anything on the watches open now (no events, no bookmarks) without closing them: a silent stall,
+   * like a half-open connection. Watches opened later are not stalled. With `false`, held events are delivered in
+   * order; a stalled watch that is dropped first loses them.
+   */
   stallWatches(stalled: boolean): void;
   /** Forget pending request failures, bring the API up and end a stall. */
   clear(): void;

@@ -36,14 +36,18 @@ function failureError(code: number, message: string): ApiError {
   return new ApiError(failure(code, message, 'RequestEntityTooLarge'));
 }
 
-/** Parses a request body that must be one JSON object; anything else is a 400 BadRequest, never a crash. */
-export function parseObject(text: string): KubeObject {
-  let value: unknown;
+/** Parses a JSON request body; bad JSON is a 400 BadRequest, never a crash. */
+export function parseJson(text: string): unknown {
   try {
-    value = JSON.parse(text);
+    return JSON.parse(text);
   } catch (err) {
     throw badRequest(`the body of the request was in an unknown format: ${(err as Error).message}`);
   }
+}
+
+/** Parses a request body that must be one JSON object. */
+export function parseObject(text: string): KubeObject {
+  const value = parseJson(text);
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw badRequest('the body of the request must be a JSON object');
   }

@@ -1,3 +1,4 @@
+import { jsonPatch, mergePatch } from './json-patch.js';
 import type { ClusterLifecycle } from './lifecycle.js';
 import { apiVersionOf, resourceByPlural, type KubeObject, type ResourceDef } from './resources.js';
 import type { Selector } from './selectors.js';
@@ -8,6 +9,8 @@ import { randomSuffix } from './virt-launcher.js';
 
 const NAMESPACES = resourceByPlural('namespaces');
 const SERVER_SET = ['uid', 'resourceVersion', 'creationTimestamp', 'deletionTimestamp', 'generation', 'managedFields'];
+
+export type PatchType = 'json' | 'merge';
 
 export interface Reply {
   code: number;
@@ -64,12 +67,16 @@ export class ResourceOperations {
     return { code: 200, body };
   }
 
-  /** JSON merge patch (also used for strategic merge, which differs only for lists of objects); status stays server-owned. */
-  patch(def: ResourceDef, namespace: string | undefined, name: string, patch: KubeObject): Reply {
+  /**
+   * JSON Patch, or JSON merge patch (also used for strategic merge, which differs only for lists of objects).
+   * Status stays server-owned, as without the status subresource.
+   */
+  patch(def: ResourceDef, namespace: string | undefined, name: string, type: PatchType, patch: unknown): Reply {
     const current = this.store.get(def, namespace, name);
     if (!current) throw notFound(def, name);
-    const next = mergePatch(current, patch) as KubeObject;
-    next.metadata ??= {};
+    const next = (type === 'json' ? jsonPatch(current, patch) : mergePatch(current, patch)) as KubeObject;
+    if (next === null || typeof next !== 'object' || Array.isArray(next)) throw badRequest('the patch must leave an object');
+    if (next.metadata === null || typeof next.metadata !== 'object') next.metadata = {};
     validateLabels(def, next);
     return { code: 200, body: this.store.update(def, namespace, name, (draft) => overwrite(draft, next)) };
   }
@@ -131,16 +138,4 @@ function byKey(a: KubeObject, b: KubeObject): number {
   const ka = `${a.metadata.namespace ?? ''}/${a.metadata.name ?? ''}`;
   const kb = `${b.metadata.namespace ?? ''}/${b.metadata.name ?? ''}`;
   return ka < kb ? -1 : ka > kb ? 1 : 0;
-}
-
-/** RFC 7386: objects merge key by key, null deletes, anything else replaces. */
-export function mergePatch(target: unknown, patch: unknown): unknown {
-  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
-  const base = target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as object) } : {};
-  const out = base as Record<string, unknown>;
-  for (const [key, value] of Object.entries(patch)) {
-    if (value === null) delete out[key];
-    else out[key] = mergePatch(out[key], value);
-  }
-  return out;
 }

@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { discovery } from './discovery.js';
 import type { Faults } from './faults.js';
-import { parseObject, parseOptional, readBody, sendJson, sendStatus } from './http-util.js';
-import type { ResourceOperations, Reply } from './operations.js';
+import { parseJson, parseObject, parseOptional, readBody, sendJson, sendStatus } from './http-util.js';
+import type { PatchType, ResourceOperations, Reply } from './operations.js';
 import { route, type ResourceRoute } from './routes.js';
 import { bothSelectors, parseFieldSelector, parseLabelSelector, type Selector } from './selectors.js';
 import { ApiError, badRequest, failure, injected } from './status.js';
@@ -25,7 +25,11 @@ export interface ServerDeps {
 }
 
 const HEALTH = new Set(['/healthz', '/livez', '/readyz']);
-const PATCH_TYPES = new Set(['application/merge-patch+json', 'application/strategic-merge-patch+json']);
+const PATCH_TYPES: Record<string, PatchType> = {
+  'application/json-patch+json': 'json',
+  'application/merge-patch+json': 'merge',
+  'application/strategic-merge-patch+json': 'merge',
+};
 
 /** The node:http request listener of the simulated API server. */
 export function createRequestHandler(deps: ServerDeps): (req: IncomingMessage, res: ServerResponse) => void {
@@ -73,20 +77,20 @@ async function perform(ops: ResourceOperations, req: IncomingMessage, t: Resourc
     case 'deletecollection':
       parseOptional(await readBody(req));
       return ops.deleteCollection(t.def, t.namespace, selectorOf(query));
-    case 'patch':
-      checkPatchType(req.headers['content-type']);
-      return ops.patch(t.def, t.namespace, t.name as string, parseObject(await readBody(req)));
+    case 'patch': {
+      const type = patchType(req.headers['content-type']);
+      return ops.patch(t.def, t.namespace, t.name as string, type, parseJson(await readBody(req)));
+    }
     default:
       return ops.replace(t.def, t.namespace, t.name as string, parseObject(await readBody(req)));
   }
 }
 
-function checkPatchType(contentType: string | undefined): void {
-  const type = (contentType ?? '').split(';')[0].trim();
-  if (!PATCH_TYPES.has(type)) {
-    throw new ApiError(failure(415, `the body of the request was in an unknown format - accepted media types include: ` +
-      `${[...PATCH_TYPES].join(', ')}`, 'UnsupportedMediaType'));
-  }
+function patchType(contentType: string | undefined): PatchType {
+  const type = PATCH_TYPES[(contentType ?? '').split(';')[0].trim()];
+  if (type) return type;
+  throw new ApiError(failure(415, 'the body of the request was in an unknown format - accepted media types include: ' +
+    Object.keys(PATCH_TYPES).join(', '), 'UnsupportedMediaType'));
 }
 
 function selectorOf(query: URLSearchParams, name?: string): Selector {

@@ -15,7 +15,9 @@ export interface WatchRequest {
 
 interface Watcher extends WatchRequest {
   res: ServerResponse;
-  /** Lines held back while watches are stalled; written, in order, when the stall ends. */
+  /** Set by a stall of the watches open at that time; connections opened later are not stalled. */
+  stalled: boolean;
+  /** Lines held back while stalled; written, in order, when the stall ends, lost if the watch is dropped first. */
   pending: string[];
   timer?: NodeJS.Timeout;
 }
@@ -29,7 +31,6 @@ type WireType = 'ADDED' | 'MODIFIED' | 'DELETED';
 export class WatchHub {
   private readonly watchers = new Map<string, Set<Watcher>>();
   private readonly json = new WeakMap<KubeObject, string>();
-  private stalled = false;
   private readonly bookmarkTimer: NodeJS.Timeout;
 
   constructor(private readonly store: ObjectStore, bookmarkIntervalMs: number) {
@@ -46,7 +47,7 @@ export class WatchHub {
   open(req: WatchRequest, res: ServerResponse, resourceVersion: number | undefined, timeoutSeconds?: number): void {
     res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private' });
     res.flushHeaders();
-    const w: Watcher = { ...req, res, pending: [] };
+    const w: Watcher = { ...req, res, stalled: false, pending: [] };
     if (resourceVersion === undefined || resourceVersion === 0) {
       for (const obj of this.store.list(req.def, req.namespace)) {
         if (req.selector.matches(obj)) this.write(w, this.line('ADDED', obj, w));
@@ -72,18 +73,28 @@ export class WatchHub {
 
   /** Destroys the sockets of open watches: the client sees the stream break mid-way. */
   drop(resource?: string): void {
-    for (const w of this.select(resource)) w.res.socket?.destroy();
+    for (const w of this.select(resource)) {
+      w.pending = [];
+      w.res.socket?.destroy();
+    }
   }
 
   /** Ends open watches cleanly, as the real server does when a watch's timeout expires. */
   end(resource?: string): void {
-    for (const w of this.select(resource)) this.flushAndEnd(w);
+    for (const w of this.select(resource)) {
+      w.pending = [];
+      w.res.end();
+    }
   }
 
+  /** Stalls the watches open now, or resumes every stalled watch with what it held back. */
   setStalled(stalled: boolean): void {
-    this.stalled = stalled;
-    if (stalled) return;
     for (const w of this.select()) {
+      if (stalled) {
+        w.stalled = true;
+        continue;
+      }
+      w.stalled = false;
       const lines = w.pending.splice(0);
       if (lines.length) w.res.write(lines.join(''));
     }
@@ -105,17 +116,13 @@ export class WatchHub {
       clearTimeout(w.timer);
       set.delete(w);
     });
-    if (timeoutSeconds && timeoutSeconds > 0) w.timer = setTimeout(() => this.flushAndEnd(w), timeoutSeconds * 1000);
+    // A timeout ends the watch cleanly once what it holds back (if stalled) is out.
+    if (timeoutSeconds && timeoutSeconds > 0) w.timer = setTimeout(() => w.res.end(w.pending.splice(0).join('')), timeoutSeconds * 1000);
   }
 
   private select(resource?: string): Watcher[] {
     const sets = resource ? [this.watchers.get(resource) ?? new Set<Watcher>()] : [...this.watchers.values()];
     return sets.flatMap((s) => [...s]);
-  }
-
-  private flushAndEnd(w: Watcher): void {
-    const lines = w.pending.splice(0);
-    w.res.end(lines.join(''));
   }
 
   private broadcast(def: ResourceDef, event: StoredEvent): void {
@@ -151,16 +158,15 @@ export class WatchHub {
   }
 
   private write(w: Watcher, line: string): void {
-    if (this.stalled) w.pending.push(line);
+    if (w.stalled) w.pending.push(line);
     else w.res.write(line);
   }
 
   private sendBookmarks(): void {
-    if (this.stalled) return;
     const rv = String(this.store.currentRv());
     for (const set of this.watchers.values()) {
       for (const w of set) {
-        if (!w.allowBookmarks) continue;
+        if (!w.allowBookmarks || w.stalled) continue;
         const object = { kind: w.def.kind, apiVersion: apiVersionOf(w.def), metadata: { resourceVersion: rv } };
         w.res.write(`{"type":"BOOKMARK","object":${JSON.stringify(object)}}\n`);
       }
