@@ -16,6 +16,8 @@ import { createLogger, type Logger } from './logger.js';
 import { ensureSuperuser } from './services/auth.service.js';
 import type { AppDeps } from './services/index.js';
 import { SessionTokens } from './services/session-tokens.js';
+import { connectKubernetes, KubeClient } from './k8s/client.js';
+import { InstanceEvents } from './services/instance-events.js';
 
 export interface App {
   readonly httpServer: Server;
@@ -41,7 +43,16 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   }
   const orm = await openDatabase(config.database, logger);
   await ensureSuperuser(orm.em.fork(), config, logger);
-  const deps: AppDeps = { config, orm, logger, sessionTokens: new SessionTokens(config.secretKey) };
+  const kubeConnection = await connectKubernetes(config, logger);
+  const deps: AppDeps = {
+    config,
+    orm,
+    logger,
+    sessionTokens: new SessionTokens(config.secretKey),
+    kube: new KubeClient(kubeConnection.kubeConfig, config.kubernetes.requestTimeoutMs),
+    kubeConnection,
+    events: new InstanceEvents(),
+  };
   const schema = await buildAppSchema();
 
   const app = express();
@@ -100,6 +111,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     stop() {
       stopping ??= (async () => {
         await apollo.stop(); // drains HTTP through the plugin
+        await kubeConnection.simulated?.stop();
         await orm.close(true);
       })();
       return stopping;

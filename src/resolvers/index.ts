@@ -1,7 +1,8 @@
 import { ImageResolver } from './image.resolver.js';
 import { InstructionPageResolver } from './instruction-page.resolver.js';
+import { LabInstanceResolver, UserLabInstancesResolver } from './lab-instance.resolver.js';
 import { LabResolver, LabVmResolver } from './lab.resolver.js';
 import { UserResolver } from './user.resolver.js';
 
 /** The one list of resolvers (the other registration point besides the entity list). */
-export const resolvers = [UserResolver, ImageResolver, LabResolver, LabVmResolver, InstructionPageResolver] as const;
+export const resolvers = [UserResolver, ImageResolver, LabResolver, LabVmResolver, InstructionPageResolver, LabInstanceResolver, UserLabInstancesResolver] as const;

@@ -5,6 +5,9 @@ import type { Context } from '../graphql/context.js';
 import { AuthService } from './auth.service.js';
 import { ImageService } from './image.service.js';
 import { InstructionPageService } from './instruction-page.service.js';
+import type { KubeClient, KubeConnection } from '../k8s/client.js';
+import type { InstanceEvents } from './instance-events.js';
+import { LabInstanceService } from './lab-instance.service.js';
 import { LabService } from './lab.service.js';
 import type { SessionTokens } from './session-tokens.js';
 
@@ -14,6 +17,9 @@ export interface AppDeps {
   orm: Orm;
   logger: Logger;
   sessionTokens: SessionTokens;
+  kube: KubeClient;
+  kubeConnection: KubeConnection;
+  events: InstanceEvents;
 }
 
 /** Services bound to one request's EntityManager. */
@@ -22,6 +28,7 @@ export interface Services {
   images: ImageService;
   labs: LabService;
   pages: InstructionPageService;
+  instances: LabInstanceService;
 }
 
 export function createServices(deps: AppDeps, ctx: Pick<Context, 'em'>): Services {
@@ -31,5 +38,6 @@ export function createServices(deps: AppDeps, ctx: Pick<Context, 'em'>): Service
     images: new ImageService(ctx.em, max),
     labs: new LabService(ctx.em, max),
     pages: new InstructionPageService(ctx.em),
+    instances: new LabInstanceService(ctx.em, deps),
   };
 }

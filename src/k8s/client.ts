@@ -1,0 +1,164 @@
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import {
+  ApiException,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  NetworkingV1Api,
+  type V1Namespace,
+  type V1NetworkPolicy,
+} from '@kubernetes/client-node';
+import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
+import { startSimulatedCluster, type SimulatedCluster } from './fake/index.js';
+import { KUBEVIRT_GROUP, KUBEVIRT_VERSION, VMI_PLURAL, type VirtualMachineInstance } from './templates/instance.js';
+
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/** A failed or unanswered Kubernetes request; `status` is the HTTP code when there was one. */
+export class KubernetesRequestError extends Error {
+  constructor(
+    message: string,
+    readonly status?: number,
+    readonly reason?: string,
+  ) {
+    super(message);
+    this.name = 'KubernetesRequestError';
+  }
+}
+
+export interface KubeConnection {
+  kubeConfig: KubeConfig;
+  mode: 'simulated' | 'kubeconfig' | 'in-cluster' | 'proxy';
+  /** Where requests go, for logs (never credentials). */
+  server: string;
+  /** Present in simulated mode: the in-process cluster, stopped with the app. */
+  simulated?: SimulatedCluster;
+}
+
+/** Picks how to reach Kubernetes per the contract's Serving section and connects. */
+export async function connectKubernetes(config: Config, logger: Logger): Promise<KubeConnection> {
+  const k = config.kubernetes;
+  const mode = k.mode === 'auto' ? detectMode(config) : k.mode;
+  const kc = new KubeConfig();
+  if (mode === 'simulated') {
+    const simulated = await startSimulatedCluster({ vmReadySeconds: k.simulatedVmReadySeconds, logger });
+    loadPlain(kc, simulated.url);
+    logger.warn('SIMULATED KUBERNETES CLUSTER: no real VMs run. Configure KUBERNETES_MODE (kubeconfig, in-cluster, proxy) for a real cluster.', {
+      server: simulated.url,
+      vmReadySeconds: k.simulatedVmReadySeconds,
+    });
+    return { kubeConfig: kc, mode, server: simulated.url, simulated };
+  }
+  if (mode === 'proxy') {
+    const server = `http://${k.serviceHost}:${k.servicePort}`;
+    loadPlain(kc, server);
+    return { kubeConfig: kc, mode, server };
+  }
+  if (mode === 'in-cluster') kc.loadFromCluster();
+  else if (k.kubeconfigPath) kc.loadFromFile(k.kubeconfigPath);
+  else kc.loadFromDefault();
+  const server = kc.getCurrentCluster()?.server;
+  if (!server) throw new Error(`KUBERNETES_MODE=${mode}: no cluster found in the configuration`);
+  return { kubeConfig: kc, mode, server };
+}
+
+function detectMode(config: Config): KubeConnection['mode'] {
+  const k = config.kubernetes;
+  if (k.serviceHost && existsSync(SERVICE_ACCOUNT_TOKEN)) return 'in-cluster';
+  if (k.kubeconfigPath || existsSync(join(homedir(), '.kube', 'config'))) return 'kubeconfig';
+  return 'simulated';
+}
+
+function loadPlain(kc: KubeConfig, server: string): void {
+  kc.loadFromOptions({
+    clusters: [{ name: 'cluster', server, skipTLSVerify: true }],
+    users: [{ name: 'user' }],
+    contexts: [{ name: 'context', cluster: 'cluster', user: 'user' }],
+    currentContext: 'context',
+  });
+}
+
+/**
+ * The few calls the server makes, each bounded in time and each failing with a
+ * KubernetesRequestError. Knows nothing of entities.
+ */
+export class KubeClient {
+  private readonly core: CoreV1Api;
+  private readonly networking: NetworkingV1Api;
+  private readonly custom: CustomObjectsApi;
+
+  constructor(
+    readonly kubeConfig: KubeConfig,
+    private readonly timeoutMs: number,
+  ) {
+    this.core = kubeConfig.makeApiClient(CoreV1Api);
+    this.networking = kubeConfig.makeApiClient(NetworkingV1Api);
+    this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
+  }
+
+  createNamespace(body: V1Namespace): Promise<unknown> {
+    return this.call('create namespace', () => this.core.createNamespace({ body }));
+  }
+
+  /** Resolves false when the namespace was already gone (not an error: deleting is idempotent). */
+  async deleteNamespace(name: string): Promise<boolean> {
+    try {
+      await this.call('delete namespace', () => this.core.deleteNamespace({ name, propagationPolicy: 'Background' }));
+      return true;
+    } catch (err) {
+      if (err instanceof KubernetesRequestError && err.status === 404) return false;
+      throw err;
+    }
+  }
+
+  createNetworkPolicy(namespace: string, body: V1NetworkPolicy): Promise<unknown> {
+    return this.call('create network policy', () => this.networking.createNamespacedNetworkPolicy({ namespace, body }));
+  }
+
+  createVirtualMachineInstance(namespace: string, body: VirtualMachineInstance): Promise<unknown> {
+    return this.call(`create VirtualMachineInstance ${body.metadata.name}`, () =>
+      this.custom.createNamespacedCustomObject({ group: KUBEVIRT_GROUP, version: KUBEVIRT_VERSION, namespace, plural: VMI_PLURAL, body }),
+    );
+  }
+
+  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new KubernetesRequestError(`${what}: no answer from the Kubernetes API within ${this.timeoutMs} ms`)),
+        this.timeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([fn(), timeout]);
+    } catch (err) {
+      throw toRequestError(what, err);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function toRequestError(what: string, err: unknown): KubernetesRequestError {
+  if (err instanceof KubernetesRequestError) return err;
+  if (err instanceof ApiException) {
+    const body = parseBody(err.body);
+    return new KubernetesRequestError(`${what}: ${body.message ?? `HTTP ${err.code}`}`, err.code, body.reason);
+  }
+  const cause = (err as { cause?: { code?: string } })?.cause?.code ?? (err as { code?: string })?.code;
+  return new KubernetesRequestError(`${what}: the Kubernetes API could not be reached${cause ? ` (${cause})` : ''}`);
+}
+
+function parseBody(body: unknown): { message?: string; reason?: string } {
+  if (typeof body === 'string') {
+    try {
+      return JSON.parse(body) as { message?: string; reason?: string };
+    } catch {
+      return { message: body.slice(0, 200) };
+    }
+  }
+  return (body ?? {}) as { message?: string; reason?: string };
+}

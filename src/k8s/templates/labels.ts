@@ -1,0 +1,34 @@
+/** The labels every object of a lab instance carries (the contract's "Kubernetes objects" section). */
+export const LABEL = {
+  managedBy: 'app.kubernetes.io/managed-by',
+  instance: 'lab-orchestrator.io/instance',
+  lab: 'lab-orchestrator.io/lab',
+  user: 'lab-orchestrator.io/user',
+} as const;
+
+export const MANAGED_BY = 'lab-orchestrator';
+
+/** Selects every object this server manages, in every namespace: one watch per kind uses it. */
+export const MANAGED_SELECTOR = `${LABEL.managedBy}=${MANAGED_BY}`;
+
+export interface InstanceRef {
+  instanceId: number;
+  labId: number;
+  userId: number;
+}
+
+export function instanceLabels(ref: InstanceRef): Record<string, string> {
+  return {
+    [LABEL.managedBy]: MANAGED_BY,
+    [LABEL.instance]: String(ref.instanceId),
+    [LABEL.lab]: String(ref.labId),
+    [LABEL.user]: String(ref.userId),
+  };
+}
+
+/** The instance id an object belongs to, from its labels; undefined for objects not ours. */
+export function instanceIdOf(labels: Record<string, string> | undefined): number | undefined {
+  if (!labels || labels[LABEL.managedBy] !== MANAGED_BY) return undefined;
+  const id = Number(labels[LABEL.instance]);
+  return Number.isSafeInteger(id) && id > 0 ? id : undefined;
+}

@@ -1,0 +1,59 @@
+import { Field, ID, InputType, ObjectType } from 'type-graphql';
+import { LabInstance, LabInstanceStatus, VmStatus } from '../entities/index.js';
+import { connectionTypes } from '../graphql/pagination.js';
+
+export const LabInstanceConnection = connectionTypes('LabInstance', LabInstance);
+
+@ObjectType({ description: "Access to the VNC consoles of an instance's VMs." })
+export class VncAccess {
+  @Field(() => String, { description: 'JWT (HS256) that the websocket proxy checks; see the contract notes for its claims.' })
+  token!: string;
+
+  @Field(() => Date)
+  expiresAt!: Date;
+
+  @Field(() => String, { description: 'The LabVNC page, opened on the first VM, with the token in its path.' })
+  url!: string;
+
+  @Field(() => [String], { description: 'Names of the VMs this token opens.' })
+  allowedVms!: string[];
+}
+
+@ObjectType({ description: 'A started lab and the access to its consoles.' })
+export class StartLabPayload {
+  @Field(() => LabInstance)
+  labInstance!: LabInstance;
+
+  @Field(() => VncAccess)
+  vncAccess!: VncAccess;
+}
+
+@InputType({ description: 'Narrows labInstances; admins may filter by user, others see only their own.' })
+export class LabInstanceFilter {
+  @Field(() => ID, { nullable: true })
+  labId?: string | null;
+
+  @Field(() => ID, { nullable: true })
+  userId?: string | null;
+
+  @Field(() => [LabInstanceStatus], { nullable: true })
+  status?: LabInstanceStatus[] | null;
+}
+
+@ObjectType({ description: "One change of an instance's state; the first event of a subscription is the current state." })
+export class LabInstanceStatusEvent {
+  @Field(() => LabInstance)
+  labInstance!: LabInstance;
+
+  @Field(() => LabInstanceStatus)
+  status!: LabInstanceStatus;
+
+  @Field(() => [VmStatus])
+  vms!: VmStatus[];
+
+  @Field(() => Boolean, { description: "Every VM's pod is ready." })
+  ready!: boolean;
+
+  @Field(() => Date)
+  at!: Date;
+}

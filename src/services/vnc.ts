@@ -1,0 +1,59 @@
+import { SignJWT } from 'jose';
+import type { Config } from '../config.js';
+
+export interface VncGrant {
+  userId: number;
+  labId: number;
+  instanceId: number;
+  namespace: string;
+  /** VM names, first one opened; the order of the lab's VMs by id. */
+  vmNames: string[];
+}
+
+export interface VncAccessData {
+  token: string;
+  expiresAt: Date;
+  url: string;
+  allowedVms: string[];
+}
+
+/**
+ * The original websocket proxy's token (lab-orchestrator-lib-auth 0.0.5), byte-compatible: HS256
+ * with VNC_TOKEN_SECRET (default SECRET_KEY), claims id, exp, iat and lab_instance.
+ */
+export async function issueVncAccess(vnc: Config['vnc'], grant: VncGrant, now = new Date()): Promise<VncAccessData> {
+  const iat = Math.floor(now.getTime() / 1000);
+  const exp = iat + vnc.tokenTtlSeconds;
+  const token = await new SignJWT({
+    id: grant.userId,
+    lab_instance: {
+      lab_id: grant.labId,
+      lab_instance_id: grant.instanceId,
+      namespace_name: grant.namespace,
+      allowed_vmi_names: grant.vmNames,
+    },
+  })
+    .setProtectedHeader({ typ: 'JWT', alg: 'HS256' })
+    .setIssuedAt(iat)
+    .setExpirationTime(exp)
+    .sign(new TextEncoder().encode(vnc.tokenSecret));
+  return { token, expiresAt: new Date(exp * 1000), url: labVncUrl(vnc, token, grant.vmNames), allowedVms: grant.vmNames };
+}
+
+/**
+ * {LAB_VNC_PROTOCOL}://{LAB_VNC_HOST}:{LAB_VNC_PORT}/{LAB_VNC_PATH}?host=..&port=..
+ * &path=[{WS_PROXY_PATH_PREFIX}/]{token}/{first vm}&allowed_vmis=vm1,vm2&autoconnect=1, each value URL-encoded.
+ */
+export function labVncUrl(vnc: Config['vnc'], token: string, vmNames: string[]): string {
+  const path = [vnc.wsProxyPathPrefix, token, vmNames[0]].filter(Boolean).join('/');
+  const query = [
+    ['host', vnc.wsProxyHost],
+    ['port', vnc.wsProxyPort],
+    ['path', path],
+    ['allowed_vmis', vmNames.join(',')],
+    ['autoconnect', '1'],
+  ]
+    .map(([k, v]) => `${k}=${encodeURIComponent(v)}`)
+    .join('&');
+  return `${vnc.labVncProtocol}://${vnc.labVncHost}:${vnc.labVncPort}/${vnc.labVncPath}?${query}`;
+}
