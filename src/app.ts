@@ -64,6 +64,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     formatError,
     csrfPrevention: false, // credentials travel only in the Authorization header, never in cookies
     introspection: true,
+    stopOnTerminationSignals: false, // main.ts owns signals; Apollo's own handler re-raises SIGTERM
     includeStacktraceInErrorResponses: false,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),

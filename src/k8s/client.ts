@@ -103,13 +103,15 @@ export class KubeClient {
     return this.call('create namespace', () => this.core.createNamespace({ body }));
   }
 
-  /** Resolves false when the namespace was already gone (not an error: deleting is idempotent). */
+  /** Resolves false when the namespace was already gone, true while it exists (deleting is idempotent). */
   async deleteNamespace(name: string): Promise<boolean> {
     try {
       await this.call('delete namespace', () => this.core.deleteNamespace({ name, propagationPolicy: 'Background' }));
       return true;
     } catch (err) {
       if (err instanceof KubernetesRequestError && err.status === 404) return false;
+      // 409: already Terminating; it exists and is on its way out.
+      if (err instanceof KubernetesRequestError && err.status === 409) return true;
       throw err;
     }
   }

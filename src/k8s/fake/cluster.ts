@@ -66,26 +66,25 @@ function trackSockets(server: Server): Set<Socket> {
   return sockets;
 }
 
-/** Starts a loopback HTTP server speaking the subset of the Kubernetes API that Lab Orchestrator uses. */
-export async function startSimulatedCluster(opts: SimulatedClusterOptions = {}): Promise<SimulatedCluster> {
-  const host = opts.host ?? '127.0.0.1';
+interface Parts {
+  store: ObjectStore;
+  hub: WatchHub;
+  lifecycle: ClusterLifecycle;
+  faults: Faults;
+  counts: Map<string, number>;
+}
+
+function buildParts(opts: SimulatedClusterOptions): Parts {
   const store = new ObjectStore(opts.historyLimit ?? 10_000);
   const hub = new WatchHub(store, opts.bookmarkIntervalMs ?? 1000);
   const lifecycle = new ClusterLifecycle(store, {
     vmReadySeconds: opts.vmReadySeconds ?? 3, namespaceTerminationMs: opts.namespaceTerminationMs ?? 100,
   });
-  const faults = new Faults(store, hub);
-  const counts = new Map<string, number>();
-  let address = '';
-  const server = createServer(createRequestHandler({
-    ops: new ResourceOperations(store, lifecycle), hub, faults, counts, logger: opts.logger, address: () => address,
-  }));
-  server.keepAliveTimeout = 30_000;
-  const sockets = trackSockets(server);
-  const info = await listen(server, opts.port ?? 0, host);
-  address = `${host}:${info.port}`;
-  const url = `http://${address}`;
-  opts.logger?.info(`simulated Kubernetes API listening on ${url}`);
+  return { store, hub, lifecycle, faults: new Faults(store, hub), counts: new Map() };
+}
+
+function handle(parts: Parts, url: string, server: Server, sockets: Set<Socket>): SimulatedCluster {
+  const { store, hub, lifecycle, faults, counts } = parts;
   const copy = <T>(value: T): T => structuredClone(value);
   return {
     url,
@@ -107,4 +106,28 @@ export async function startSimulatedCluster(opts: SimulatedClusterOptions = {}):
       await closed;
     },
   };
+}
+
+/** Starts a loopback HTTP server speaking the subset of the Kubernetes API that Lab Orchestrator uses. */
+export async function startSimulatedCluster(opts: SimulatedClusterOptions = {}): Promise<SimulatedCluster> {
+  const host = opts.host ?? '127.0.0.1';
+  const parts = buildParts(opts);
+  let address = '';
+  const server = createServer(createRequestHandler({
+    ops: new ResourceOperations(parts.store, parts.lifecycle), hub: parts.hub, faults: parts.faults,
+    counts: parts.counts, logger: opts.logger, address: () => address,
+  }));
+  // Watches stay open for long; idle keep-alive sockets are closed by stop() anyway.
+  server.keepAliveTimeout = 30_000;
+  const sockets = trackSockets(server);
+  try {
+    const info = await listen(server, opts.port ?? 0, host);
+    address = `${host.includes(':') ? `[${host}]` : host}:${info.port}`;
+  } catch (err) {
+    parts.hub.stop();
+    throw err;
+  }
+  const url = `http://${address}`;
+  opts.logger?.info(`simulated Kubernetes API listening on ${url}`);
+  return handle(parts, url, server, sockets);
 }

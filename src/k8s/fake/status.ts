@@ -88,6 +88,8 @@ export function injected(code: number, def: ResourceDef | undefined, verb: strin
     case 409:
       return failure(409, `Operation cannot be fulfilled on ${plural} "${name}": the object has been modified; ` +
         'please apply your changes to the latest version and try again', 'Conflict', def ? describe(def, name) : undefined);
+    case 422:
+      return failure(422, `${def?.kind ?? 'Object'} "${name}" is invalid: injected fault`, 'Invalid', def ? { name, kind: def.kind } : undefined);
     case 500:
       return failure(500, 'Internal error occurred: injected fault', 'InternalError', { causes: [{ message: 'injected fault' }] });
     default:

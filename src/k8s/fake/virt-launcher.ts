@@ -36,7 +36,7 @@ export function buildLauncherPod(vmi: KubeObject, podName: string): KubeObject {
       }],
     },
     spec: {
-      containers: [{ name: 'compute', image: 'virt-launcher:simulated', command: ['/usr/bin/virt-launcher'] }],
+      containers: [{ name: 'compute', image: 'virt-launcher:simulated', command: ['virt-launcher'] }],
       restartPolicy: 'Never',
     },
     status: {

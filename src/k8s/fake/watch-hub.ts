@@ -83,7 +83,7 @@ export class WatchHub {
   end(resource?: string): void {
     for (const w of this.select(resource)) {
       w.pending = [];
-      w.res.end();
+      this.finish(w);
     }
   }
 
@@ -96,13 +96,14 @@ export class WatchHub {
       }
       w.stalled = false;
       const lines = w.pending.splice(0);
-      if (lines.length) w.res.write(lines.join(''));
+      if (lines.length && !w.res.writableEnded) w.res.write(lines.join(''));
     }
   }
 
   stop(): void {
     clearInterval(this.bookmarkTimer);
     this.drop();
+    this.watchers.clear();
   }
 
   private register(w: Watcher, timeoutSeconds?: number): void {
@@ -112,12 +113,22 @@ export class WatchHub {
       this.watchers.set(w.def.plural, set);
     }
     set.add(w);
-    w.res.on('close', () => {
-      clearTimeout(w.timer);
-      set.delete(w);
-    });
+    w.res.on('close', () => this.unregister(w));
+    // A write racing a client that went away must not surface as an unhandled 'error' event.
+    w.res.on('error', () => this.unregister(w));
     // A timeout ends the watch cleanly once what it holds back (if stalled) is out.
-    if (timeoutSeconds && timeoutSeconds > 0) w.timer = setTimeout(() => w.res.end(w.pending.splice(0).join('')), timeoutSeconds * 1000);
+    if (timeoutSeconds && timeoutSeconds > 0) w.timer = setTimeout(() => this.finish(w), timeoutSeconds * 1000);
+  }
+
+  private unregister(w: Watcher): void {
+    clearTimeout(w.timer);
+    this.watchers.get(w.def.plural)?.delete(w);
+  }
+
+  /** Ends the response and forgets the watcher at once, so that no event is written after the end. */
+  private finish(w: Watcher): void {
+    this.unregister(w);
+    w.res.end(w.pending.splice(0).join(''));
   }
 
   private select(resource?: string): Watcher[] {
@@ -158,6 +169,7 @@ export class WatchHub {
   }
 
   private write(w: Watcher, line: string): void {
+    if (w.res.writableEnded || w.res.destroyed) return;
     if (w.stalled) w.pending.push(line);
     else w.res.write(line);
   }
@@ -166,7 +178,7 @@ export class WatchHub {
     const rv = String(this.store.currentRv());
     for (const set of this.watchers.values()) {
       for (const w of set) {
-        if (!w.allowBookmarks || w.stalled) continue;
+        if (!w.allowBookmarks || w.stalled || w.res.writableEnded) continue;
         const object = { kind: w.def.kind, apiVersion: apiVersionOf(w.def), metadata: { resourceVersion: rv } };
         w.res.write(`{"type":"BOOKMARK","object":${JSON.stringify(object)}}\n`);
       }
