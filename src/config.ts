@@ -9,8 +9,10 @@ export type KubernetesMode = 'auto' | 'simulated' | 'kubeconfig' | 'in-cluster' 
 export type EmailVerification = 'none' | 'optional' | 'mandatory';
 
 export interface RateLimitRule {
-  /** Attempts allowed within the window. */
+  /** Attempts allowed per account (e-mail address) within the window. */
   limit: number;
+  /** Attempts allowed per client address within the window: limit x RATE_LIMIT_ADDRESS_MULTIPLIER. */
+  addressLimit: number;
   windowSeconds: number;
 }
 
@@ -37,6 +39,8 @@ export interface Config {
     password?: string;
     useTls: boolean;
     from: string;
+    /** Names the service in mail subjects and bodies (the original's Site name). */
+    siteName: string;
     /** Link templates; `{token}` is replaced by the URL-encoded token. */
     verifyUrlTemplate: string;
     resetUrlTemplate: string;
@@ -48,6 +52,11 @@ export interface Config {
     kubeconfigPath?: string;
     simulatedVmReadySeconds: number;
     requestTimeoutMs: number;
+    /** How often every active instance is re-derived from the watch caches (and expiry is checked). */
+    resyncMs: number;
+    /** A watch that sends nothing, not even a bookmark, for this long is restarted. */
+    watchStallMs: number;
+    watchBackoffMaxMs: number;
   };
   vnc: {
     tokenSecret: string;
@@ -160,12 +169,14 @@ const envSchema = z.object({
   RATE_LIMIT_PASSWORD_RESET: str('5/3600'),
   RATE_LIMIT_VERIFY_EMAIL: str('10/300'),
   RATE_LIMIT_RESEND_VERIFICATION: str('5/3600'),
+  RATE_LIMIT_ADDRESS_MULTIPLIER: int(10, 1, 1000),
   EMAIL_HOST: str(),
   EMAIL_PORT: int(587, 1, 65535),
   EMAIL_HOST_USER: str(),
   EMAIL_HOST_PASSWORD: str(),
   EMAIL_USE_TLS: bool(true),
   DEFAULT_FROM_EMAIL: str('Lab Orchestrator <noreply@localhost>'),
+  SITE_NAME: str('Lab Orchestrator'),
   FRONTEND_VERIFY_EMAIL_URL: str('http://localhost:3000/verify-email?token={token}'),
   FRONTEND_RESET_PASSWORD_URL: str('http://localhost:3000/reset-password?token={token}'),
   KUBERNETES_MODE: oneOf(['auto', 'simulated', 'kubeconfig', 'in-cluster', 'proxy'] as const, 'auto'),
@@ -175,6 +186,9 @@ const envSchema = z.object({
   KUBECONFIG: str(),
   KUBERNETES_REQUEST_TIMEOUT_SECONDS: num(10, 0.1, 300),
   SIMULATED_VM_READY_SECONDS: num(3, 0, 3600),
+  STATUS_RESYNC_SECONDS: num(10, 0.05, 3600),
+  WATCH_STALL_SECONDS: num(90, 0.5, 3600),
+  WATCH_BACKOFF_MAX_SECONDS: num(30, 0.1, 3600),
   VNC_TOKEN_SECRET: str(),
   VNC_TOKEN_TTL_SECONDS: int(600, 10, 7 * 24 * 3600),
   LAB_VNC_PROTOCOL: oneOf(['http', 'https'] as const, 'http'),
@@ -190,13 +204,14 @@ const envSchema = z.object({
 
 type Env = z.output<typeof envSchema>;
 
-function parseRateLimit(name: string, raw: string, problems: string[]): RateLimitRule {
+function parseRateLimit(name: string, raw: string, addressMultiplier: number, problems: string[]): RateLimitRule {
   const m = /^(\d+)\/(\d+)$/.exec(raw.trim());
   if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) {
     problems.push(`${name}: must look like ATTEMPTS/SECONDS, e.g. 10/300`);
-    return { limit: 1, windowSeconds: 1 };
+    return { limit: 1, addressLimit: 1, windowSeconds: 1 };
   }
-  return { limit: Number(m[1]), windowSeconds: Number(m[2]) };
+  const limit = Number(m[1]);
+  return { limit, addressLimit: limit * addressMultiplier, windowSeconds: Number(m[2]) };
 }
 
 function checkPort(name: string, raw: string, problems: string[]): void {
@@ -265,13 +280,7 @@ function buildConfig(e: Env, development: boolean, problems: string[]): Config {
       verificationTokenTtlSeconds: e.EMAIL_VERIFICATION_TTL_SECONDS,
       passwordResetTokenTtlSeconds: e.PASSWORD_RESET_TTL_SECONDS,
       superuser,
-      rateLimits: {
-        login: parseRateLimit('RATE_LIMIT_LOGIN', e.RATE_LIMIT_LOGIN!, problems),
-        register: parseRateLimit('RATE_LIMIT_REGISTER', e.RATE_LIMIT_REGISTER!, problems),
-        passwordReset: parseRateLimit('RATE_LIMIT_PASSWORD_RESET', e.RATE_LIMIT_PASSWORD_RESET!, problems),
-        verifyEmail: parseRateLimit('RATE_LIMIT_VERIFY_EMAIL', e.RATE_LIMIT_VERIFY_EMAIL!, problems),
-        resendVerification: parseRateLimit('RATE_LIMIT_RESEND_VERIFICATION', e.RATE_LIMIT_RESEND_VERIFICATION!, problems),
-      },
+      rateLimits: rateLimitsOf(e, problems),
     },
     email: {
       host: e.EMAIL_HOST,
@@ -280,6 +289,7 @@ function buildConfig(e: Env, development: boolean, problems: string[]): Config {
       password: e.EMAIL_HOST_PASSWORD,
       useTls: e.EMAIL_USE_TLS,
       from: e.DEFAULT_FROM_EMAIL!,
+      siteName: e.SITE_NAME!,
       verifyUrlTemplate: e.FRONTEND_VERIFY_EMAIL_URL!,
       resetUrlTemplate: e.FRONTEND_RESET_PASSWORD_URL!,
     },
@@ -290,6 +300,9 @@ function buildConfig(e: Env, development: boolean, problems: string[]): Config {
       kubeconfigPath: e.KUBECONFIG,
       simulatedVmReadySeconds: e.SIMULATED_VM_READY_SECONDS,
       requestTimeoutMs: Math.round(e.KUBERNETES_REQUEST_TIMEOUT_SECONDS * 1000),
+      resyncMs: Math.round(e.STATUS_RESYNC_SECONDS * 1000),
+      watchStallMs: Math.round(e.WATCH_STALL_SECONDS * 1000),
+      watchBackoffMaxMs: Math.round(e.WATCH_BACKOFF_MAX_SECONDS * 1000),
     },
     vnc: {
       tokenSecret: e.VNC_TOKEN_SECRET ?? secretKey,
@@ -303,6 +316,18 @@ function buildConfig(e: Env, development: boolean, problems: string[]): Config {
       wsProxyPathPrefix: e.WS_PROXY_PATH_PREFIX!.replace(/^\/+|\/+$/g, ''),
     },
     graphql: { maxDepth: e.GRAPHQL_MAX_DEPTH, maxCost: e.GRAPHQL_MAX_COST, maxPageSize: 100 },
+  };
+}
+
+/** Many people may share one client address (a classroom behind NAT), hence the multiplier for it. */
+function rateLimitsOf(e: Env, problems: string[]): Config['auth']['rateLimits'] {
+  const rule = (name: string, raw: string) => parseRateLimit(name, raw, e.RATE_LIMIT_ADDRESS_MULTIPLIER, problems);
+  return {
+    login: rule('RATE_LIMIT_LOGIN', e.RATE_LIMIT_LOGIN!),
+    register: rule('RATE_LIMIT_REGISTER', e.RATE_LIMIT_REGISTER!),
+    passwordReset: rule('RATE_LIMIT_PASSWORD_RESET', e.RATE_LIMIT_PASSWORD_RESET!),
+    verifyEmail: rule('RATE_LIMIT_VERIFY_EMAIL', e.RATE_LIMIT_VERIFY_EMAIL!),
+    resendVerification: rule('RATE_LIMIT_RESEND_VERIFICATION', e.RATE_LIMIT_RESEND_VERIFICATION!),
   };
 }
 

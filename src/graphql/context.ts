@@ -25,12 +25,17 @@ export interface Context {
   logger: Logger;
   loaders: Loaders;
   services: Services;
+  /** Instance state changes on this replica. */
+  events: AppDeps['events'];
+  /** WebSocket only: true while the client's socket has too much unsent data. */
+  congested?: () => boolean;
 }
 
 export interface ContextInput {
   authorization?: string | null;
   ip?: string;
   requestId?: string;
+  congested?: () => boolean;
 }
 
 /** The one context builder, shared by HTTP and both WebSocket protocols. */
@@ -48,6 +53,8 @@ export async function buildContext(deps: AppDeps, input: ContextInput): Promise<
     logger: deps.logger.child({ requestId }),
     loaders: createLoaders(em),
     services: undefined as unknown as Services,
+    events: deps.events,
+    congested: input.congested,
   };
   ctx.services = createServices(deps, ctx);
   return ctx;

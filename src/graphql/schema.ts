@@ -5,8 +5,19 @@ import { buildSchema, type PubSub } from 'type-graphql';
 import { resolvers } from '../resolvers/index.js';
 import { authChecker } from './auth-checker.js';
 
+/**
+ * Every subscription brings its own `subscribe` (fed by the replica's InstanceEvents), so
+ * TypeGraphQL's topic-based PubSub is never used; it insists on having one all the same.
+ */
+const unusedPubSub: PubSub = {
+  publish: () => undefined,
+  subscribe: () => {
+    throw new Error('topic subscriptions are not used');
+  },
+};
+
 /** Builds the executable schema from the resolver list. Pure: writes nothing to disk. */
-export async function buildAppSchema(pubSub?: PubSub): Promise<GraphQLSchema> {
+export async function buildAppSchema(pubSub: PubSub = unusedPubSub): Promise<GraphQLSchema> {
   return buildSchema({
     resolvers: [...resolvers] as never,
     authChecker,

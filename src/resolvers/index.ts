@@ -1,8 +1,9 @@
 import { ImageResolver } from './image.resolver.js';
 import { InstructionPageResolver } from './instruction-page.resolver.js';
+import { LabInstanceStatusResolver } from './lab-instance-status.resolver.js';
 import { LabInstanceResolver, UserLabInstancesResolver } from './lab-instance.resolver.js';
 import { LabResolver, LabVmResolver } from './lab.resolver.js';
 import { UserResolver } from './user.resolver.js';
 
 /** The one list of resolvers (the other registration point besides the entity list). */
-export const resolvers = [UserResolver, ImageResolver, LabResolver, LabVmResolver, InstructionPageResolver, LabInstanceResolver, UserLabInstancesResolver] as const;
+export const resolvers = [UserResolver, ImageResolver, LabResolver, LabVmResolver, InstructionPageResolver, LabInstanceResolver, UserLabInstancesResolver, LabInstanceStatusResolver] as const;

@@ -21,6 +21,8 @@ export interface LabInstanceDeps {
   kube: KubeClient;
   events: InstanceEvents;
   logger: Logger;
+  /** Re-derives an instance from the cluster soon (the live-status reconciler). */
+  reconciler?: { touch(id: number): void };
 }
 
 /** Starting, stopping and reading lab instances; the cluster is reached only through KubeClient. */
@@ -69,6 +71,7 @@ export class LabInstanceService {
     instance.updatedAt = new Date();
     await this.em.flush();
     this.deps.events.publish(snapshotOf(instance));
+    this.deps.reconciler?.touch(instance.id);
     return { instance, vnc: await this.vncFor(viewer, instance) };
   }
 
@@ -180,4 +183,5 @@ export async function stopInstance(em: EntityManager, deps: LabInstanceDeps, ins
   instance.updatedAt = now;
   await em.flush();
   deps.events.publish(snapshotOf(instance));
+  deps.reconciler?.touch(instance.id);
 }

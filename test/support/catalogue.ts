@@ -9,7 +9,7 @@ export async function createLabWithVms(
   opts: { instanceLifetimeMinutes?: number | null; prefix?: string } = {},
 ) {
   const suffix = randomUUID().slice(0, 6);
-  const images = [];
+  const images: { id: string }[] = [];
   for (const [i] of vmNames.entries()) {
     const { createImage } = await admin.ok(CreateImageDocument, {
       input: {

@@ -1,0 +1,80 @@
+import { LabInstanceStatus } from '../entities/index.js';
+import type { InstanceEvents, InstanceSnapshot } from '../services/instance-events.js';
+
+export interface StreamOptions {
+  /** One instance, or undefined for every instance that `visible` admits. */
+  instanceId?: number;
+  visible: (s: InstanceSnapshot) => boolean;
+  /** The current state, sent first. */
+  initial: InstanceSnapshot[];
+  /** Ends the stream after the event for which it returns true. */
+  completeAfter?: (s: InstanceSnapshot) => boolean;
+  /** True while the client's socket has too much unsent data; the stream then waits, coalescing. */
+  congested?: () => boolean;
+}
+
+const signature = (s: InstanceSnapshot) => JSON.stringify([s.status, s.statusMessage, s.vms, s.expiresAt, s.stoppedAt]);
+
+/**
+ * A subscription's event stream with bounded memory: pending events are coalesced per instance
+ * (the newest state replaces an unsent older one), so a slow reader holds at most one pending
+ * event per instance it can see, and a state already sent is not sent again.
+ */
+export function instanceStream(events: InstanceEvents, opts: StreamOptions): AsyncIterableIterator<InstanceSnapshot> {
+  const pending = new Map<number, InstanceSnapshot>();
+  const sent = new Map<number, string>();
+  let wake: (() => void) | undefined;
+  let done = false;
+
+  const offer = (s: InstanceSnapshot) => {
+    if (done || !opts.visible(s)) return;
+    pending.delete(s.id); // re-insert at the end: per-instance order is kept, stale states dropped
+    pending.set(s.id, s);
+    wake?.();
+  };
+  for (const s of opts.initial) offer(s);
+  const unsubscribe = events.listen(opts.instanceId, offer);
+
+  const finish = () => {
+    done = true;
+    unsubscribe();
+    pending.clear();
+    wake?.();
+  };
+
+  const nextEvent = async (): Promise<IteratorResult<InstanceSnapshot>> => {
+    for (;;) {
+      if (done) return { value: undefined, done: true };
+      while (opts.congested?.() && !done) await new Promise((r) => setTimeout(r, 50));
+      const first = pending.values().next();
+      if (!first.done) {
+        const s = first.value;
+        pending.delete(s.id);
+        const sig = signature(s);
+        if (sent.get(s.id) === sig) continue;
+        sent.set(s.id, sig);
+        if (opts.completeAfter?.(s)) done = true, unsubscribe();
+        return { value: s, done: false };
+      }
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+    }
+  };
+
+  return {
+    next: nextEvent,
+    return: async () => {
+      finish();
+      return { value: undefined, done: true };
+    },
+    throw: async (err) => {
+      finish();
+      throw err;
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
+export const completesAfterStopped = (s: InstanceSnapshot) => s.status === LabInstanceStatus.STOPPED;
