@@ -181,6 +181,11 @@ export class Informer {
         }
       },
     );
+    if (generation === this.generation && !this.stopped && !this.controller.signal.aborted) {
+      // The API answered 200: the watch is established again.
+      this._healthy = true;
+      this.failures = 0;
+    }
   }
 
   private restartWatch(): Promise<void> {

@@ -1,0 +1,218 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SimulatedCluster } from '../src/k8s/fake/index.js';
+import {
+  LabInstancesStatusDocument,
+  LabInstanceStatusDocument,
+  StartLabDocument,
+  StopLabInstanceDocument,
+  type LabInstanceStatusSubscription,
+  type LabInstancesStatusSubscription,
+} from './generated/graphql.js';
+import { createLabWithVms } from './support/catalogue.js';
+import { createAdmin, createUser, type TestUser } from './support/factories.js';
+import { kubectl } from './support/kubectl.js';
+import { ENGINES, startTestServer, type TestServer } from './support/server.js';
+import { graphqlWsClient, subscribeApollo, subscribeGraphqlWs, subscribeLegacy, type Received } from './support/subscriptions.js';
+import { eventually } from './support/wait.js';
+
+type OneEvent = LabInstanceStatusSubscription['labInstanceStatus'];
+type AnyEvent = LabInstancesStatusSubscription['labInstancesStatus'];
+
+const statuses = (events: { status: string }[]) => events.map((e) => e.status).filter((s, i, all) => s !== all[i - 1]);
+const one = (r: Received<LabInstanceStatusSubscription>) => r.events.map((e) => e.labInstanceStatus);
+
+describe.each(ENGINES)('live status on %s', (engine) => {
+  let server: TestServer;
+  let cluster: SimulatedCluster;
+  let admin: TestUser;
+  let owner: TestUser;
+  let other: TestUser;
+  let labId: string;
+
+  beforeAll(async () => {
+    server = await startTestServer(engine, { STATUS_RESYNC_SECONDS: '0.5', WATCH_STALL_SECONDS: '3', WATCH_BACKOFF_MAX_SECONDS: '0.5' });
+    cluster = server.app.deps.kubeConnection.simulated!;
+    cluster.setAutoProgress(false);
+    [admin, owner, other] = await Promise.all([createAdmin(server), createUser(server, { isTrusted: true }), createUser(server)]);
+    labId = (await createLabWithVms(admin.client, ['router', 'client-a', 'client-b'])).lab.id;
+    await eventually(async () => expect((await fetch(server.url.replace('/graphql', '/readyz'))).status).toBe(200));
+  });
+  afterAll(() => server?.stop());
+
+  async function startAndFollow(follow: (id: string) => Received<LabInstanceStatusSubscription>) {
+    const { startLab } = await owner.client.ok(StartLabDocument, { labId });
+    const sub = follow(startLab.labInstance.id);
+    await sub.until((e) => e.length >= 1);
+    return { id: startLab.labInstance.id, namespace: startLab.labInstance.namespace, sub };
+  }
+
+  async function runToStopped(id: string, sub: Received<LabInstanceStatusSubscription>) {
+    cluster.readyAll();
+    await sub.until((e) => e.some((x) => x.labInstanceStatus.status === 'READY'));
+    await owner.client.ok(StopLabInstanceDocument, { id });
+    await sub.until(() => sub.completed, 10_000).catch(() => undefined);
+    await eventually(() => expect(sub.completed).toBe(true));
+  }
+
+  it('follows a lab of three VMs from PENDING to READY to STOPPED with the graphql-ws client', async () => {
+    const dashboard = subscribeGraphqlWs(graphqlWsClient(server.wsUrl, admin.token), LabInstancesStatusDocument);
+    await new Promise((r) => setTimeout(r, 0));
+    const client = graphqlWsClient(server.wsUrl, owner.token);
+    const { id, sub } = await startAndFollow((id) => subscribeGraphqlWs(client, LabInstanceStatusDocument, { id }));
+    const first = one(sub)[0];
+    expect(first.labInstance.id).toBe(id);
+    expect(first.status).toBe('STARTING');
+    expect(first.vms.map((vm) => vm.name)).toEqual(['router', 'client-a', 'client-b']);
+    await runToStopped(id, sub);
+    const events = one(sub);
+    expect(statuses(events)).toEqual(['STARTING', 'READY', 'STOPPING', 'STOPPED']);
+    const ready = events.find((e) => e.status === 'READY')!;
+    expect(ready.ready).toBe(true);
+    expect(ready.vms.every((vm) => vm.ready && vm.phase === 'RUNNING' && vm.podName?.startsWith(`virt-launcher-${vm.name}-`))).toBe(true);
+    const mine = await dashboard.until((e) => e.some((x) => x.labInstancesStatus.labInstance.id === id && x.labInstancesStatus.status === 'STOPPED'));
+    expect(statuses(mine.map((e) => e.labInstancesStatus).filter((e) => e.labInstance.id === id))).toEqual([
+      'PENDING',
+      'STARTING',
+      'READY',
+      'STOPPING',
+      'STOPPED',
+    ]);
+    dashboard.close();
+    await client.dispose();
+  });
+
+  it('follows the same life cycle with the legacy subscriptions-transport-ws client', async () => {
+    const { id, sub } = await startAndFollow((id) => subscribeLegacy(server.wsUrl, owner.token, LabInstanceStatusDocument, { id }));
+    await runToStopped(id, sub);
+    expect(statuses(one(sub))).toEqual(['STARTING', 'READY', 'STOPPING', 'STOPPED']);
+    sub.close();
+  });
+
+  it('follows the same life cycle with Apollo Client and its WebSocket link', async () => {
+    const { id, sub } = await startAndFollow((id) => subscribeApollo(server.wsUrl, owner.token, LabInstanceStatusDocument, { id }));
+    await runToStopped(id, sub);
+    expect(statuses(one(sub))).toEqual(['STARTING', 'READY', 'STOPPING', 'STOPPED']);
+    sub.close();
+  });
+
+  it('lets only the owner and admins subscribe to an instance', async () => {
+    const { startLab } = await owner.client.ok(StartLabDocument, { labId });
+    const id = startLab.labInstance.id;
+    const anonymous = subscribeGraphqlWs(graphqlWsClient(server.wsUrl), LabInstanceStatusDocument, { id });
+    await eventually(() => expect(anonymous.errors).toHaveLength(1));
+    expect(JSON.stringify(anonymous.errors)).toContain('UNAUTHENTICATED');
+    const stranger = subscribeLegacy(server.wsUrl, other.token, LabInstanceStatusDocument, { id });
+    await eventually(() => expect(stranger.errors).toHaveLength(1));
+    expect(JSON.stringify(stranger.errors)).toContain('NOT_FOUND');
+    const byAdmin = subscribeGraphqlWs(graphqlWsClient(server.wsUrl, admin.token), LabInstanceStatusDocument, { id });
+    await byAdmin.until((e) => e.length === 1);
+    const feed = subscribeGraphqlWs(graphqlWsClient(server.wsUrl, other.token), LabInstancesStatusDocument);
+    await owner.client.ok(StopLabInstanceDocument, { id });
+    await byAdmin.until((e) => e.some((x) => x.labInstanceStatus.status === 'STOPPED'));
+    expect(feed.events.filter((e: { labInstancesStatus: AnyEvent }) => e.labInstancesStatus.labInstance.id === id)).toEqual([]);
+    for (const s of [anonymous, stranger, byAdmin, feed]) s.close();
+  });
+
+  it('loses no transition when the watches drop in the middle of a start', async () => {
+    const { id, sub } = await startAndFollow((id) => subscribeGraphqlWs(graphqlWsClient(server.wsUrl, owner.token), LabInstanceStatusDocument, { id }));
+    cluster.faults.dropWatches();
+    cluster.readyAll();
+    await sub.until((e) => e.some((x) => x.labInstanceStatus.status === 'READY'));
+    await owner.client.ok(StopLabInstanceDocument, { id });
+    await sub.until((e) => e.some((x) => x.labInstanceStatus.status === 'STOPPED'));
+    sub.close();
+  });
+
+  it('relists after 410 Gone and reaches the right state', async () => {
+    const { id, sub } = await startAndFollow((id) => subscribeGraphqlWs(graphqlWsClient(server.wsUrl, owner.token), LabInstanceStatusDocument, { id }));
+    const listsBefore = cluster.requestCounts()['list pods'] ?? 0;
+    cluster.faults.stallWatches(true);
+    cluster.readyAll();
+    cluster.faults.compact();
+    cluster.faults.dropWatches();
+    cluster.faults.stallWatches(false);
+    await sub.until((e) => e.some((x) => x.labInstanceStatus.status === 'READY'));
+    expect(cluster.requestCounts()['list pods']).toBeGreaterThan(listsBefore);
+    await owner.client.ok(StopLabInstanceDocument, { id });
+    await sub.until((e) => e.some((x) => x.labInstanceStatus.status === 'STOPPED'));
+  });
+
+  it('is not ready while the Kubernetes API is down, and catches up when it is back', async () => {
+    const readyz = () => fetch(server.url.replace('/graphql', '/readyz')).then((r) => r.status);
+    const { id, sub } = await startAndFollow((id) => subscribeGraphqlWs(graphqlWsClient(server.wsUrl, owner.token), LabInstanceStatusDocument, { id }));
+    cluster.faults.down();
+    await eventually(async () => expect(await readyz()).toBe(503), 10_000);
+    cluster.readyAll();
+    cluster.faults.up();
+    await sub.until((e) => e.some((x) => x.labInstanceStatus.status === 'READY'));
+    await eventually(async () => expect(await readyz()).toBe(200), 10_000);
+    await owner.client.ok(StopLabInstanceDocument, { id });
+    await sub.until((e) => e.some((x) => x.labInstanceStatus.status === 'STOPPED'));
+  });
+
+  it('shows a pod deleted with kubectl as a failed VM', async () => {
+    const { id, namespace, sub } = await startAndFollow((id) =>
+      subscribeGraphqlWs(graphqlWsClient(server.wsUrl, owner.token), LabInstanceStatusDocument, { id }),
+    );
+    cluster.readyAll();
+    await sub.until((e) => e.some((x) => x.labInstanceStatus.status === 'READY'));
+    const k = kubectl(cluster.url);
+    const pods = JSON.parse(await k('get', 'pods', '-n', namespace, '-o', 'json')).items as { metadata: { name: string } }[];
+    const victim = pods.find((p) => p.metadata.name.startsWith('virt-launcher-client-a-'))!;
+    await k('delete', 'pod', '-n', namespace, victim.metadata.name, '--wait=false');
+    const events = await sub.until((e) => e.some((x) => x.labInstanceStatus.status === 'FAILED'));
+    const failed = events.map((e) => e.labInstanceStatus).find((e) => e.status === 'FAILED')!;
+    expect(failed.vms.find((vm) => vm.name === 'client-a')?.phase).toBe('FAILED');
+    expect(failed.labInstance.status).toBe('FAILED');
+    await owner.client.ok(StopLabInstanceDocument, { id });
+    await sub.until(() => sub.completed);
+  });
+
+  it('shows a namespace deleted with kubectl and ends the subscription after STOPPED', async () => {
+    const { namespace, sub } = await startAndFollow((id) => subscribeLegacy(server.wsUrl, owner.token, LabInstanceStatusDocument, { id }));
+    const k = kubectl(cluster.url);
+    expect(await k('get', 'namespace', namespace, '-o', 'name')).toContain(namespace);
+    await k('delete', 'namespace', namespace, '--wait=false');
+    await sub.until((e) => e.some((x) => x.labInstanceStatus.status === 'STOPPED'));
+    expect(statuses(one(sub))).toEqual(['STARTING', 'STOPPING', 'STOPPED']);
+    await eventually(() => expect(sub.completed).toBe(true));
+  });
+
+  it('holds one watch per kind whatever the number of subscribers', async () => {
+    const clients = Array.from({ length: 25 }, () => subscribeGraphqlWs(graphqlWsClient(server.wsUrl, admin.token), LabInstancesStatusDocument));
+    await eventually(() => expect(server.app.deps.events.listenerCount()).toBeGreaterThanOrEqual(25));
+    const { startLab } = await owner.client.ok(StartLabDocument, { labId });
+    const seen = (e: { labInstancesStatus: AnyEvent }[]) => e.some((x) => x.labInstancesStatus.labInstance.id === startLab.labInstance.id);
+    await Promise.all(clients.map((c) => c.until(seen)));
+    expect(cluster.openWatches('pods')).toBe(1);
+    expect(cluster.openWatches('namespaces')).toBe(1);
+    expect(cluster.openWatches('virtualmachineinstances')).toBe(1);
+    for (const c of clients) c.close();
+    await owner.client.ok(StopLabInstanceDocument, { id: startLab.labInstance.id });
+  });
+
+  it('delivers every change to subscribers of a second replica on the same database and cluster', async () => {
+    const [host, port] = new URL(cluster.url).host.split(':');
+    const replica = await startTestServer(
+      engine,
+      { KUBERNETES_MODE: 'proxy', KUBERNETES_SERVICE_HOST: host, KUBERNETES_SERVICE_PORT: port, STATUS_RESYNC_SECONDS: '0.5' },
+      { databaseEnv: (server as TestServer & { databaseEnv: Record<string, string> }).databaseEnv },
+    );
+    try {
+      const feed = subscribeGraphqlWs(graphqlWsClient(replica.wsUrl, admin.token), LabInstancesStatusDocument);
+      await new Promise((r) => setTimeout(r, 50));
+      const { startLab } = await owner.client.ok(StartLabDocument, { labId });
+      const id = startLab.labInstance.id;
+      const onReplica = subscribeGraphqlWs(graphqlWsClient(replica.wsUrl, owner.token), LabInstanceStatusDocument, { id });
+      await onReplica.until((e) => e.length > 0);
+      cluster.readyAll();
+      await onReplica.until((e) => e.some((x) => x.labInstanceStatus.status === 'READY'));
+      await owner.client.ok(StopLabInstanceDocument, { id }); // on the first replica
+      await onReplica.until((e) => e.some((x) => x.labInstanceStatus.status === 'STOPPED'));
+      await feed.until((e) => e.some((x) => x.labInstancesStatus.labInstance.id === id && x.labInstancesStatus.status === 'STOPPED'));
+      feed.close();
+    } finally {
+      await replica.stop();
+    }
+  });
+});

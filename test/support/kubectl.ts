@@ -1,0 +1,26 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/** The real kubectl, pointed at a (simulated) cluster: an independent client of its API. */
+export function kubectl(serverUrl: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'lo-kubectl-'));
+  const file = join(dir, 'config');
+  writeFileSync(
+    file,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters: [{name: sim, cluster: {server: "' + serverUrl + '"}}]',
+      'users: [{name: u, user: {}}]',
+      'contexts: [{name: sim, context: {cluster: sim, user: u}}]',
+      'current-context: sim',
+      '',
+    ].join('\n'),
+  );
+  return async (...args: string[]) => (await run('kubectl', ['--kubeconfig', file, '--request-timeout=10s', ...args])).stdout;
+}
