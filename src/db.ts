@@ -11,7 +11,7 @@ import { migrationsList } from './migrations/index.js';
 
 export type Orm = MikroORM;
 
-function ormOptions(db: DatabaseConfig): Options {
+function ormOptions(db: DatabaseConfig, onQuery?: (sql: string) => void): Options {
   const common: Options = {
     entities,
     extensions: [Migrator],
@@ -19,7 +19,9 @@ function ormOptions(db: DatabaseConfig): Options {
     discovery: { warnWhenNoEntities: true },
     allowGlobalContext: false,
     forceUtcTimezone: true,
-    debug: false,
+    // Only for instrumentation (tests count statements): every SQL statement goes to onQuery.
+    debug: onQuery ? ['query'] : false,
+    logger: onQuery ? (message: string) => onQuery(message) : undefined,
   };
   if (db.engine === 'sqlite') {
     if (db.path !== ':memory:') mkdirSync(dirname(db.path), { recursive: true });
@@ -48,8 +50,8 @@ function sqlitePragmas(conn: { exec(sql: string, cb: (err: Error | null) => void
 }
 
 /** Connects and applies pending migrations. */
-export async function openDatabase(db: DatabaseConfig, logger: Logger): Promise<Orm> {
-  const orm = await MikroORM.init(ormOptions(db));
+export async function openDatabase(db: DatabaseConfig, logger: Logger, onQuery?: (sql: string) => void): Promise<Orm> {
+  const orm = await MikroORM.init(ormOptions(db, onQuery));
   const applied = await migrate(orm);
   if (applied.length) logger.info('database migrations applied', { migrations: applied, engine: db.engine });
   return orm;

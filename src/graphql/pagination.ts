@@ -113,7 +113,7 @@ export async function paginate<T extends { id: number }>(
     edges,
     totalCount,
     pageInfo: {
-      hasNextPage: rows.length > first,
+      hasNextPage: first === 0 ? totalCount > 0 && !args.after : rows.length > first,
       hasPreviousPage: Boolean(args.after),
       startCursor: edges[0]?.cursor ?? null,
       endCursor: edges.at(-1)?.cursor ?? null,

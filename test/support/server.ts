@@ -73,10 +73,11 @@ export async function startTestServer(
   engine: Engine,
   env: Record<string, string> = {},
   shared?: { databaseEnv: Record<string, string> },
+  options: { onQuery?: (sql: string) => void } = {},
 ): Promise<TestServer & { databaseEnv: Record<string, string> }> {
   const db = shared ? { env: shared.databaseEnv, drop: async () => {} } : await testDatabaseEnv(engine);
   const config = loadConfig({ ...baseTestEnv(), ...db.env, ...env });
-  const app = await createApp(config, { logger: createLogger((process.env.TEST_LOG_LEVEL as never) ?? 'silent') });
+  const app = await createApp(config, { logger: createLogger((process.env.TEST_LOG_LEVEL as never) ?? 'silent'), onQuery: options.onQuery });
   const url = await app.start();
   return {
     engine,
