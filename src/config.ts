@@ -225,12 +225,21 @@ function checkPort(name: string, raw: string, problems: string[]): void {
  */
 export function loadConfig(rawEnv: Record<string, string | undefined>): Config {
   const env = withAliases(rawEnv);
-  const parsed = envSchema.safeParse(env);
-  if (!parsed.success) {
-    throw new ConfigError(parsed.error.issues.map((i) => `${String(i.path[0])}: ${i.message}`));
-  }
-  const e = parsed.data;
   const problems: string[] = [];
+  // Variable by variable, so that a bad value is reported together with every other problem.
+  const e = {} as Record<string, unknown>;
+  for (const [key, schema] of Object.entries(envSchema.shape)) {
+    const result = schema.safeParse(env[key]);
+    if (result.success) e[key] = result.data;
+    else {
+      problems.push(`${key}: ${result.error.issues[0]?.message ?? 'invalid'}`);
+      e[key] = schema.parse(undefined);
+    }
+  }
+  return finish(e as Env, problems);
+}
+
+function finish(e: Env, problems: string[]): Config {
   const development = e.DEBUG || e.NODE_ENV !== 'production';
   const config = buildConfig(e, development, problems);
   validateCrossField(e, config, problems);

@@ -61,6 +61,11 @@ export const rateLimited = (retryAfterSeconds: number) =>
   new AppError(`Too many attempts; retry in ${retryAfterSeconds} s`, 'RATE_LIMITED', { retryAfterSeconds });
 export const kubernetesError = (message: string) => new AppError(message, 'KUBERNETES_ERROR');
 
+/** Realm-independent: graphql may be loaded twice (ESM and CJS), so instanceof alone is not enough. */
+function isGraphQLError(e: unknown): e is GraphQLError {
+  return e instanceof GraphQLError || (e instanceof Error && e.name === 'GraphQLError' && 'extensions' in e);
+}
+
 export interface ErrorLogger {
   error(msg: string, fields?: Record<string, unknown>): void;
 }
@@ -92,7 +97,7 @@ export function formatError(formatted: GraphQLFormattedError, raw: unknown): Gra
   if (REQUEST_CODES[code]) {
     return { ...base, extensions: { ...formatted.extensions, code: REQUEST_CODES[code], reason: code } };
   }
-  if (CODES.has(code) && code !== 'INTERNAL_SERVER_ERROR' && (error instanceof GraphQLError || !(error instanceof Error))) {
+  if (CODES.has(code) && code !== 'INTERNAL_SERVER_ERROR' && (isGraphQLError(error) || !(error instanceof Error))) {
     const { stacktrace: _stack, ...extensions } = formatted.extensions ?? {};
     return { ...base, extensions };
   }
@@ -110,7 +115,7 @@ export function isUnexpected(raw: unknown): boolean {
   ) {
     return false;
   }
-  if (error instanceof GraphQLError) {
+  if (isGraphQLError(error)) {
     const code = String(error.extensions?.code ?? '');
     return !(CODES.has(code) || REQUEST_CODES[code]) || (code === 'INTERNAL_SERVER_ERROR' && !!error.originalError);
   }

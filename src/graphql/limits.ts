@@ -6,7 +6,7 @@ import {
   type OperationDefinitionNode,
   type SelectionSetNode,
 } from 'graphql';
-import { getComplexity, simpleEstimator, type ComplexityEstimator } from 'graphql-query-complexity';
+import { fieldExtensionsEstimator, getComplexity, simpleEstimator, type ComplexityEstimator } from 'graphql-query-complexity';
 import { AppError } from './errors.js';
 
 export interface QueryLimits {
@@ -62,12 +62,18 @@ export function enforceQueryLimits(
       reason: 'QUERY_TOO_DEEP',
     });
   }
-  const cost = getComplexity({
-    schema,
-    query: { kind: Kind.DOCUMENT, definitions: [operation, ...fragments.values()] },
-    variables: variables ?? {},
-    estimators: [connectionEstimator, simpleEstimator({ defaultComplexity: 1 })],
-  });
+  let cost: number;
+  try {
+    cost = getComplexity({
+      schema,
+      query: { kind: Kind.DOCUMENT, definitions: [operation, ...fragments.values()] },
+      variables: variables ?? {},
+      estimators: [fieldExtensionsEstimator(), connectionEstimator, simpleEstimator({ defaultComplexity: 1 })],
+    });
+  } catch (err) {
+    // Variables that do not fit their types: the same answer execution would give.
+    throw new AppError((err as Error).message, 'BAD_USER_INPUT', { reason: 'INVALID_VARIABLES' });
+  }
   if (cost > limits.maxCost) {
     throw new AppError(`Query cost ${cost} exceeds the limit of ${limits.maxCost}`, 'BAD_USER_INPUT', {
       reason: 'QUERY_TOO_COSTLY',

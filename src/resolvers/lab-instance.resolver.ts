@@ -26,7 +26,9 @@ export class LabInstanceResolver {
 
   @FieldResolver(() => Lab)
   async lab(@Root() instance: LabInstance, @Ctx() ctx: Context) {
-    return (await ctx.loaders.lab.load(instance.lab.id)) ?? notFound('Lab', instance.lab.id);
+    const lab = await ctx.loaders.lab.load(instance.lab.id);
+    if (!lab) throw notFound('Lab', instance.lab.id);
+    return lab;
   }
 
   @FieldResolver(() => User)

@@ -7,6 +7,9 @@ import { CreateLabInput, LabVmInput, UpdateLabInput } from './lab.inputs.js';
 
 export const LabConnection = connectionTypes('Lab', Lab);
 
+/** Unpaged lists are costed as ten items each, for the query cost limit. */
+const LIST_COST = ({ childComplexity }: { childComplexity: number }) => 1 + 10 * childComplexity;
+
 @Resolver(() => Lab)
 export class LabResolver {
   @Query(() => Lab, { nullable: true })
@@ -24,12 +27,12 @@ export class LabResolver {
     return ctx.services.labs.list({ first, after, search });
   }
 
-  @FieldResolver(() => [LabVm], { description: 'In the order they were added; the first one opens in VNC.' })
+  @FieldResolver(() => [LabVm], { description: 'In the order they were added; the first one opens in VNC.', complexity: LIST_COST })
   vms(@Root() lab: Lab, @Ctx() ctx: Context) {
     return ctx.loaders.vmsByLab.load(lab.id);
   }
 
-  @FieldResolver(() => [InstructionPage], { description: 'Ordered by position.' })
+  @FieldResolver(() => [InstructionPage], { description: 'Ordered by position.', complexity: LIST_COST })
   instructionPages(@Root() lab: Lab, @Ctx() ctx: Context) {
     return ctx.loaders.pagesByLab.load(lab.id);
   }

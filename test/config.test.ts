@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+const production = { NODE_ENV: 'production', SECRET_KEY: 'a-production-secret-key', ACCOUNT_EMAIL_VERIFICATION: 'none' };
+
+function problems(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+describe('configuration', () => {
+  it('runs with no variables at all in development mode: SQLite, a simulated cluster, a generated secret', () => {
+    const config = loadConfig({});
+    expect(config.mode).toBe('development');
+    expect(config.database).toEqual({ engine: 'sqlite', path: './data/lab-orchestrator.sqlite3' });
+    expect(config.kubernetes.mode).toBe('auto');
+    expect(config.secretKeyGenerated).toBe(true);
+    expect(config.secretKey.length).toBeGreaterThanOrEqual(32);
+    expect(config.vnc.tokenSecret).toBe(config.secretKey);
+    expect(config.http).toMatchObject({ host: '0.0.0.0', port: 4000 });
+  });
+
+  it('reports every bad variable at once, each by name', () => {
+    const found = problems({ NODE_ENV: 'production', PORT: '70000', DEBUG: 'maybe', DATABASE_ENGINE: 'mysql', LAB_VNC_PORT: 'x' });
+    expect(found.map((p) => p.split(':')[0]).sort()).toEqual(
+      ['DATABASE_ENGINE', 'DEBUG', 'EMAIL_HOST', 'LAB_VNC_PORT', 'PORT', 'SECRET_KEY'].sort(),
+    );
+  });
+
+  it('requires SECRET_KEY in production but not with DEBUG', () => {
+    expect(problems({ NODE_ENV: 'production', ACCOUNT_EMAIL_VERIFICATION: 'none' })[0]).toMatch(/^SECRET_KEY: required/);
+    expect(loadConfig({ NODE_ENV: 'production', DEBUG: 'true', ACCOUNT_EMAIL_VERIFICATION: 'none' }).mode).toBe('development');
+  });
+
+  it("keeps the original's variable names and meanings", () => {
+    const config = loadConfig({
+      ...production,
+      DATABASE_ENGINE: 'postgres',
+      POSTGRES_DB: 'labs',
+      POSTGRES_USER: 'lab',
+      POSTGRES_PASSWORD: 'pw',
+      POSTGRES_SERVICE_HOST: 'db',
+      POSTGRES_SERVICE_PORT: '6543',
+      ALLOWED_HOSTS: 'localhost;labs.example.org',
+      DEVELOPMENT: 'true',
+      KUBERNETES_SERVICE_HOST: '127.0.0.1',
+      KUBERNETES_SERVICE_PORT: '8001',
+      DJANGO_SUPERUSER_EMAIL: 'root@example.org',
+      DJANGO_SUPERUSER_PASSWORD: 'pw-pw-pw-pw',
+      DJANGO_SUPERUSER_FIRST_NAME: 'Root',
+      WS_PROXY_PATH_PREFIX: '/ws_proxy/',
+    });
+    expect(config.database).toMatchObject({ engine: 'postgres', dbName: 'labs', user: 'lab', host: 'db', port: 6543 });
+    expect(config.http.allowedHosts).toEqual(['localhost', 'labs.example.org']);
+    expect(config.kubernetes).toMatchObject({ mode: 'proxy', serviceHost: '127.0.0.1', servicePort: 8001 });
+    expect(config.auth.superuser).toEqual({ email: 'root@example.org', password: 'pw-pw-pw-pw', firstName: 'Root' });
+    expect(config.vnc.wsProxyPathPrefix).toBe('ws_proxy');
+  });
+
+  it('refuses proxy mode without the API address and rate limits that are not N/SECONDS', () => {
+    expect(problems({ ...production, KUBERNETES_MODE: 'proxy' })[0]).toMatch(/^KUBERNETES_SERVICE_HOST/);
+    expect(problems({ ...production, RATE_LIMIT_LOGIN: 'ten' })[0]).toMatch(/^RATE_LIMIT_LOGIN/);
+  });
+
+  it('uses VNC_TOKEN_SECRET for VNC tokens when given, and never the session key for it', () => {
+    expect(loadConfig({ ...production, VNC_TOKEN_SECRET: 'shared-with-the-proxy' }).vnc.tokenSecret).toBe('shared-with-the-proxy');
+  });
+});
