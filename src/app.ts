@@ -13,11 +13,15 @@ import { graphiqlPage, wantsGraphiql } from './graphql/graphiql.js';
 import { errorReportingPlugin, queryLimitsPlugin } from './graphql/plugins.js';
 import { buildAppSchema } from './graphql/schema.js';
 import { createLogger, type Logger } from './logger.js';
+import { createMailer } from './mail/mailer.js';
 import { ensureSuperuser } from './services/auth.service.js';
 import type { AppDeps } from './services/index.js';
+import { RateLimiter } from './services/rate-limiter.js';
 import { SessionTokens } from './services/session-tokens.js';
 import { connectKubernetes, KubeClient } from './k8s/client.js';
 import { InstanceEvents } from './services/instance-events.js';
+import { Reconciler } from './k8s/reconciler.js';
+import { attachWebSockets } from './graphql/ws.js';
 
 export interface App {
   readonly httpServer: Server;
@@ -31,6 +35,8 @@ export interface App {
 
 export interface AppOptions {
   logger?: Logger;
+  /** Receives every SQL statement (instrumentation for tests and benchmarks). */
+  onQuery?: (sql: string) => void;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{8,128}$/;
@@ -41,7 +47,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   if (config.secretKeyGenerated) {
     logger.warn('SECRET_KEY is not set: generated a random one for this process (development mode). Tokens die with the process; replicas will not agree.');
   }
-  const orm = await openDatabase(config.database, logger);
+  const orm = await openDatabase(config.database, logger, options.onQuery);
   await ensureSuperuser(orm.em.fork(), config, logger);
   const kubeConnection = await connectKubernetes(config, logger);
   const deps: AppDeps = {
@@ -49,10 +55,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     orm,
     logger,
     sessionTokens: new SessionTokens(config.secretKey),
+    mailer: createMailer(config, logger),
+    rateLimiter: new RateLimiter(orm, config.auth.rateLimits, logger),
     kube: new KubeClient(kubeConnection.kubeConfig, config.kubernetes.requestTimeoutMs),
     kubeConnection,
     events: new InstanceEvents(),
   };
+  const reconciler = new Reconciler(orm, deps, config, logger.child({ component: 'reconciler' }));
+  deps.reconciler = reconciler;
   const schema = await buildAppSchema();
 
   const app = express();
@@ -77,8 +87,10 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   if (config.http.allowedHosts.length) app.use(allowedHostsGuard(config));
   app.get('/healthz', (_req, res) => void res.json({ status: 'ok' }));
   app.get('/readyz', async (_req, res) => {
-    const ok = await orm.isConnected().catch(() => false);
-    res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not ready', database: ok });
+    const database = await orm.isConnected().catch(() => false);
+    const kubernetes = reconciler.healthy;
+    const ok = database && kubernetes;
+    res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not ready', database, kubernetes });
   });
   app.get('/graphql', (req, res, next) => {
     if (!wantsGraphiql(req.headers.accept, req.query.query)) return next();
@@ -93,6 +105,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     }),
   );
 
+  const webSockets = attachWebSockets(httpServer, schema, deps);
   let stopping: Promise<void> | undefined;
   return {
     httpServer,
@@ -103,6 +116,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         httpServer.once('error', reject);
         httpServer.listen(config.http.port, config.http.host, () => resolve());
       });
+      reconciler.start();
       const { port } = httpServer.address() as AddressInfo;
       const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
       const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/graphql`;
@@ -111,7 +125,10 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     },
     stop() {
       stopping ??= (async () => {
+        await reconciler.stop();
+        await webSockets.close();
         await apollo.stop(); // drains HTTP through the plugin
+        await deps.mailer.close(); // mails still in flight go out first
         await kubeConnection.simulated?.stop();
         await orm.close(true);
       })();

@@ -199,7 +199,7 @@ const envSchema = z.object({
   WS_PROXY_PORT: str('30002'),
   WS_PROXY_PATH_PREFIX: str(''),
   GRAPHQL_MAX_DEPTH: int(10, 2, 100),
-  GRAPHQL_MAX_COST: int(5000, 10, 10_000_000),
+  GRAPHQL_MAX_COST: int(20_000, 10, 10_000_000),
 });
 
 type Env = z.output<typeof envSchema>;

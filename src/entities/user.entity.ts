@@ -4,7 +4,7 @@ import { Field, ID, ObjectType } from 'type-graphql';
 @ObjectType({ description: 'A person with an account.' })
 @Entity({ tableName: 'users' })
 export class User {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'Stable identifier.' })
   @PrimaryKey({ type: 'integer', autoincrement: true })
   id!: number;
 
@@ -15,11 +15,11 @@ export class User {
   @Property({ type: 'string', length: 255, hidden: true, lazy: true, fieldName: 'password_hash' })
   passwordHash!: string;
 
-  @Field(() => String)
+  @Field(() => String, { description: 'Required; never blank.' })
   @Property({ type: 'string', length: 150, fieldName: 'first_name' })
   firstName!: string;
 
-  @Field(() => String)
+  @Field(() => String, { description: 'May be empty.' })
   @Property({ type: 'string', length: 150, fieldName: 'last_name', default: '' })
   lastName: string = '';
 
@@ -35,15 +35,15 @@ export class User {
   @Property({ type: 'boolean', fieldName: 'is_admin', default: false })
   isAdmin: boolean = false;
 
-  @Field(() => Boolean)
+  @Field(() => Boolean, { description: 'False: deactivated by an admin; cannot sign in, and every token is revoked.' })
   @Property({ type: 'boolean', fieldName: 'is_active', default: true })
   isActive: boolean = true;
 
-  @Field(() => Boolean)
+  @Field(() => Boolean, { description: 'The owner followed a verification or password reset link sent to the address.' })
   @Property({ type: 'boolean', fieldName: 'email_verified', default: false })
   emailVerified: boolean = false;
 
-  @Field(() => Date)
+  @Field(() => Date, { description: 'When the account was created.' })
   @Property({ type: 'datetime', fieldName: 'date_joined' })
   dateJoined: Date = new Date();
 

@@ -151,7 +151,8 @@ function toRequestError(what: string, err: unknown): KubernetesRequestError {
     return new KubernetesRequestError(`${what}: ${body.message ?? `HTTP ${err.code}`}`, err.code, body.reason);
   }
   const cause = (err as { cause?: { code?: string } })?.cause?.code ?? (err as { code?: string })?.code;
-  return new KubernetesRequestError(`${what}: the Kubernetes API could not be reached${cause ? ` (${cause})` : ''}`);
+  const detail = cause ?? (err instanceof Error ? err.message.slice(0, 200) : undefined);
+  return new KubernetesRequestError(`${what}: the Kubernetes API could not be reached${detail ? ` (${detail})` : ''}`);
 }
 
 function parseBody(body: unknown): { message?: string; reason?: string } {

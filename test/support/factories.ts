@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { User } from '../../src/entities/index.js';
+import { AuthService } from '../../src/services/auth.service.js';
 import { hashPassword } from '../../src/services/passwords.js';
 import type { GqlClient } from './graphql-client.js';
 import type { TestServer } from './server.js';
@@ -16,10 +17,22 @@ export interface TestUser {
 
 let hashed: Promise<string> | undefined;
 
-/** Inserts a user straight into the database, then signs in over HTTP like any client. */
+/**
+ * Inserts a user straight into the database and opens a session for it with the server's own
+ * AuthService (the token is a real bearer token). Fixtures do not go through `login`, so they never
+ * count against its rate limit, which every test client shares (they all come from 127.0.0.1).
+ */
 export async function createUser(
   server: TestServer,
-  opts: { isAdmin?: boolean; isTrusted?: boolean; isActive?: boolean; emailVerified?: boolean; email?: string; firstName?: string } = {},
+  opts: {
+    isAdmin?: boolean;
+    isTrusted?: boolean;
+    isActive?: boolean;
+    emailVerified?: boolean;
+    email?: string;
+    firstName?: string;
+    lastName?: string;
+  } = {},
 ): Promise<TestUser> {
   const em = server.app.deps.orm.em.fork();
   const email = opts.email ?? `user-${randomUUID().slice(0, 8)}@example.org`;
@@ -27,18 +40,14 @@ export async function createUser(
     email,
     passwordHash: await (hashed ??= hashPassword(DEFAULT_PASSWORD)),
     firstName: opts.firstName ?? 'Test',
-    lastName: 'User',
+    lastName: opts.lastName ?? 'User',
     isAdmin: opts.isAdmin ?? false,
     isTrusted: opts.isTrusted ?? false,
     isActive: opts.isActive ?? true,
     emailVerified: opts.emailVerified ?? true,
   } as User);
   await em.flush();
-  const login = await server.client().ok(
-    'mutation($email: String!, $password: String!) { login(email: $email, password: $password) { token } }',
-    { email, password: DEFAULT_PASSWORD },
-  );
-  const token = (login as { login: { token: string } }).login.token;
+  const { token } = await new AuthService(em, server.config, server.app.deps.sessionTokens).openSession(user);
   return { user, email, password: DEFAULT_PASSWORD, token, client: server.client(token) };
 }
 

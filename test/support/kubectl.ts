@@ -22,5 +22,10 @@ export function kubectl(serverUrl: string) {
       '',
     ].join('\n'),
   );
-  return async (...args: string[]) => (await run('kubectl', ['--kubeconfig', file, '--request-timeout=10s', ...args])).stdout;
+  return kubectlWith(file);
+}
+
+/** kubectl with a given kubeconfig file. */
+export function kubectlWith(kubeconfig: string) {
+  return async (...args: string[]) => (await run('kubectl', ['--kubeconfig', kubeconfig, '--request-timeout=30s', ...args])).stdout;
 }
