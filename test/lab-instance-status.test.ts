@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SimulatedCluster } from '../src/k8s/fake/index.js';
+import { LabInstance } from '../src/entities/index.js';
 import {
+  LabInstanceDocument,
+  LabInstancesDocument,
   LabInstancesStatusDocument,
   LabInstanceStatusDocument,
   StartLabDocument,
@@ -30,7 +33,7 @@ describe.each(ENGINES)('live status on %s', (engine) => {
   let labId: string;
 
   beforeAll(async () => {
-    server = await startTestServer(engine, { STATUS_RESYNC_SECONDS: '0.5', WATCH_STALL_SECONDS: '3', WATCH_BACKOFF_MAX_SECONDS: '0.5' });
+    server = await startTestServer(engine, { STATUS_RESYNC_SECONDS: '0.5', WATCH_STALL_SECONDS: '2.5', WATCH_BACKOFF_MAX_SECONDS: '0.5' });
     cluster = server.app.deps.kubeConnection.simulated!;
     cluster.setAutoProgress(false);
     [admin, owner, other] = await Promise.all([createAdmin(server), createUser(server, { isTrusted: true }), createUser(server)]);
@@ -176,6 +179,38 @@ describe.each(ENGINES)('live status on %s', (engine) => {
     await sub.until((e) => e.some((x) => x.labInstanceStatus.status === 'STOPPED'));
     expect(statuses(one(sub))).toEqual(['STARTING', 'STOPPING', 'STOPPED']);
     await eventually(() => expect(sub.completed).toBe(true));
+  });
+
+  it('restarts a watch that goes silent and catches up', async () => {
+    const { id, sub } = await startAndFollow((id) => subscribeGraphqlWs(graphqlWsClient(server.wsUrl, owner.token), LabInstanceStatusDocument, { id }));
+    const watchesBefore = cluster.requestCounts()['watch pods'] ?? 0;
+    cluster.faults.stallWatches(true);
+    cluster.readyAll();
+    await sub.until((e) => e.some((x) => x.labInstanceStatus.status === 'READY'), 15_000);
+    expect(cluster.requestCounts()['watch pods']).toBeGreaterThan(watchesBefore);
+    cluster.faults.stallWatches(false);
+    await owner.client.ok(StopLabInstanceDocument, { id });
+    await sub.until((e) => e.some((x) => x.labInstanceStatus.status === 'STOPPED'));
+  });
+
+  it('stops an instance whose lifetime is over, and says why', async () => {
+    const { id, sub } = await startAndFollow((id) => subscribeGraphqlWs(graphqlWsClient(server.wsUrl, owner.token), LabInstanceStatusDocument, { id }));
+    const em = server.app.deps.orm.em.fork();
+    await em.nativeUpdate(LabInstance, { id: Number(id) }, { expiresAt: new Date(Date.now() - 1000) });
+    const events = await sub.until((e) => e.some((x) => x.labInstanceStatus.status === 'STOPPED'));
+    expect(statuses(events.map((e) => e.labInstanceStatus))).toEqual(['STARTING', 'STOPPING', 'STOPPED']);
+    const { labInstance } = await owner.client.ok(LabInstanceDocument, { id });
+    expect(labInstance?.statusMessage).toMatch(/lifetime is over/);
+  });
+
+  it('deletes the namespace of a failed start when the rollback could not', async () => {
+    cluster.faults.failRequest({ verb: 'create', resource: 'virtualmachineinstances', nth: 2 }, 500);
+    cluster.faults.failRequest({ verb: 'delete', resource: 'namespaces' }, 500);
+    await owner.client.fails(StartLabDocument, { labId }, 'KUBERNETES_ERROR');
+    const failed = (await owner.client.ok(LabInstancesDocument, { first: 1 })).labInstances.edges[0].node;
+    expect(failed.status).toBe('FAILED');
+    await eventually(() => expect(cluster.get('namespaces', undefined, failed.namespace)).toBeUndefined(), 10_000);
+    cluster.faults.clear();
   });
 
   it('holds one watch per kind whatever the number of subscribers', async () => {

@@ -153,3 +153,29 @@ describe('the process', () => {
     expect(output).toContain('PORT');
   });
 });
+
+describe('ALLOWED_HOSTS', () => {
+  it("refuses requests for other hosts, as the original's setting did, but never the probes", async () => {
+    const { request } = await import('node:http');
+    const server = await startTestServer('sqlite', { ALLOWED_HOSTS: 'labs.example.org;localhost' });
+    const get = (path: string, host: string) =>
+      new Promise<number>((resolve, reject) => {
+        const url = new URL(server.url);
+        request({ host: url.hostname, port: url.port, path, headers: { host, accept: 'application/json' } }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        })
+          .on('error', reject)
+          .end();
+      });
+    try {
+      const query = `/graphql?query=${encodeURIComponent('{ labs { totalCount } }')}`;
+      expect(await get(query, 'labs.example.org')).toBe(200);
+      expect(await get(query, 'localhost:4000')).toBe(200);
+      expect(await get(query, 'evil.example.com')).toBe(400);
+      expect(await get('/healthz', 'evil.example.com')).toBe(200);
+    } finally {
+      await server.stop();
+    }
+  });
+});

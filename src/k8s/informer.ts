@@ -154,7 +154,7 @@ export class Informer {
       timeoutSeconds: this.options.watchTimeoutSeconds,
     };
     this.armStallTimer(generation);
-    this.controller = await new Watch(this.kubeConfig).watch(
+    const controller = await new Watch(this.kubeConfig).watch(
       PATHS[this.kind],
       query,
       (type, obj) => {
@@ -181,7 +181,13 @@ export class Informer {
         }
       },
     );
-    if (generation === this.generation && !this.stopped && !this.controller.signal.aborted) {
+    if (generation !== this.generation || this.stopped) {
+      // Superseded while connecting (a stall restart, a relist, stop()): never leave it open.
+      controller.abort();
+      return;
+    }
+    this.controller = controller;
+    if (!controller.signal.aborted) {
       // The API answered 200: the watch is established again.
       this._healthy = true;
       this.failures = 0;
@@ -207,9 +213,10 @@ export class Informer {
     this.stallTimer = setTimeout(() => {
       if (generation !== this.generation || this.stopped) return;
       this.logger.warn('watch stalled; restarting', { kind: this.kind, afterMs: this.options.stallTimeoutMs });
-      this.controller?.abort();
+      const stalled = this.controller;
       this._healthy = false;
-      void this.restartWatch();
+      void this.restartWatch(); // supersedes the stalled watch first, so its abort is not taken for a failure
+      stalled?.abort();
     }, this.options.stallTimeoutMs);
     this.stallTimer.unref();
   }
