@@ -36,9 +36,21 @@ export function errorReportingPlugin(): ApolloServerPlugin<Context> {
             });
           }
         },
-        async willSendResponse({ contextValue, response }) {
+        async willSendResponse({ contextValue, response, request }) {
           response.http.headers.set('x-request-id', contextValue.requestId);
           if (response.body.kind !== 'single') return;
+          // GraphQL over HTTP: with the legacy application/json response type, a request that fails
+          // to parse, validate or coerce its variables SHOULD still be 200 (4xx only for
+          // application/graphql-response+json).
+          const json = !request.http?.headers.get('accept')?.includes('application/graphql-response+json');
+          const errors = response.body.singleResult.errors;
+          const requestErrors = errors?.every((e) => {
+            const reason = e.extensions?.reason;
+            return reason === 'GRAPHQL_PARSE_FAILED' || reason === 'GRAPHQL_VALIDATION_FAILED' || (e.extensions?.code === 'BAD_USER_INPUT' && !reason);
+          });
+          if (json && response.http.status === 400 && requestErrors && !('data' in response.body.singleResult)) {
+            response.http.status = 200;
+          }
           for (const e of response.body.singleResult.errors ?? []) {
             if (e.extensions?.code === 'INTERNAL_SERVER_ERROR') {
               (e as { extensions: Record<string, unknown> }).extensions = { ...e.extensions, requestId: contextValue.requestId };
