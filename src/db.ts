@@ -57,7 +57,21 @@ export async function openDatabase(db: DatabaseConfig, logger: Logger, onQuery?:
   return orm;
 }
 
+/** Any fixed number: the key of the advisory lock that serializes migrations across replicas. */
+const MIGRATION_LOCK = 740_211_001;
+
+/**
+ * Applies pending migrations. On PostgreSQL, replicas starting together on an empty database take
+ * turns through a transaction-scoped advisory lock, so only the first one migrates.
+ */
 export async function migrate(orm: Orm): Promise<string[]> {
-  const result = await orm.getMigrator().up();
-  return result.map((m) => m.name);
+  if (orm.config.get('driver') !== PostgreSqlDriver) {
+    return (await orm.getMigrator().up()).map((m) => m.name);
+  }
+  const em = orm.em.fork();
+  return em.transactional(async (tx) => {
+    const ctx = tx.getTransactionContext();
+    await tx.getConnection().execute(`select pg_advisory_xact_lock(${MIGRATION_LOCK})`, [], 'all', ctx);
+    return (await orm.getMigrator().up({ transaction: ctx })).map((m) => m.name);
+  });
 }
