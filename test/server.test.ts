@@ -2,11 +2,9 @@ import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { serverAudits } from 'graphql-http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createApp, type App } from '../src/app.js';
-import { loadConfig } from '../src/config.js';
 import { buildAppSchema } from '../src/graphql/schema.js';
 import { printAppSchema } from '../src/graphql/print-schema.js';
-import type { Logger } from '../src/logger.js';
+import { startLoggedServer } from './support/accounts.js';
 import { LabsDocument } from './generated/graphql.js';
 import { GqlClient } from './support/graphql-client.js';
 import { baseTestEnv, ENGINES, startTestServer, testDatabaseEnv, type TestServer } from './support/server.js';
@@ -74,30 +72,21 @@ describe.each(ENGINES)('the server on %s', (engine) => {
 
 describe('errors nobody expected', () => {
   it('are masked for the caller and logged in full with the request id', async () => {
-    const lines: { msg: string; fields?: Record<string, unknown> }[] = [];
-    const capture: Logger = {
-      debug: () => {},
-      info: () => {},
-      warn: () => {},
-      error: (msg, fields) => lines.push({ msg, fields }),
-      child: () => capture,
-    };
-    const db = await testDatabaseEnv('sqlite');
-    const app: App = await createApp(loadConfig({ ...baseTestEnv(), ...db.env }), { logger: capture });
-    const url = await app.start();
+    const server = await startLoggedServer('sqlite', {});
     try {
-      await app.deps.orm.close(true); // the database goes away under the running server
-      const result = await new GqlClient(url).request(LabsDocument, {});
+      await server.app.deps.orm.close(true); // the database goes away under the running server
+      const result = await server.client().request(LabsDocument, {});
       const error = result.errors![0];
       expect(error.message).toBe('Internal server error');
       expect(error.extensions?.code).toBe('INTERNAL_SERVER_ERROR');
       expect(JSON.stringify(error)).not.toMatch(/select|sqlite|knex/i);
       const requestId = error.extensions?.requestId;
       expect(result.headers.get('x-request-id')).toBe(requestId);
-      expect(lines.some((l) => l.msg === 'unexpected error' && JSON.stringify(l.fields).length > 50)).toBe(true);
+      const logged = server.logs.find((l) => l.msg === 'unexpected error');
+      expect(logged?.fields.requestId).toBe(requestId);
+      expect(String((logged?.fields.error as Error).message)).toMatch(/select/i);
     } finally {
-      await app.stop();
-      await db.drop();
+      await server.stop();
     }
   });
 });

@@ -1,10 +1,7 @@
 /** Helpers for the account tests: mail settings, generous rate limits, a server whose log can be read. */
 import { randomUUID } from 'node:crypto';
-import { createApp } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
 import type { Logger } from '../../src/logger.js';
-import { GqlClient } from './graphql-client.js';
-import { baseTestEnv, testDatabaseEnv, type Engine, type TestServer } from './server.js';
+import { startTestServer, type Engine, type TestServer } from './server.js';
 import type { TestSmtpServer } from './smtp.js';
 
 export const VERIFY_URL = 'https://app.example.test/verify-email';
@@ -60,22 +57,7 @@ export function recordingLogger(entries: LogEntry[] = [], base: Record<string, u
 
 /** startTestServer with a recording logger (and its own database). */
 export async function startLoggedServer(engine: Engine, env: Record<string, string>): Promise<TestServer & { logs: LogEntry[] }> {
-  const db = await testDatabaseEnv(engine);
-  const config = loadConfig({ ...baseTestEnv(), ...db.env, ...env });
   const logger = recordingLogger();
-  const app = await createApp(config, { logger });
-  const url = await app.start();
-  return {
-    engine,
-    app,
-    config,
-    url,
-    wsUrl: url.replace(/^http/, 'ws'),
-    logs: logger.entries,
-    client: (token?: string) => new GqlClient(url, token),
-    async stop() {
-      await app.stop();
-      await db.drop();
-    },
-  };
+  const server = await startTestServer(engine, env, undefined, { logger });
+  return Object.assign(server, { logs: logger.entries });
 }

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { inject } from 'vitest';
 import { createApp, type App } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
-import { createLogger } from '../../src/logger.js';
+import { createLogger, type Logger } from '../../src/logger.js';
 import { GqlClient } from './graphql-client.js';
 import { createDatabase, parsePostgresUrl } from './postgres.js';
 
@@ -73,11 +73,12 @@ export async function startTestServer(
   engine: Engine,
   env: Record<string, string> = {},
   shared?: { databaseEnv: Record<string, string> },
-  options: { onQuery?: (sql: string) => void } = {},
+  options: { onQuery?: (sql: string) => void; logger?: Logger } = {},
 ): Promise<TestServer & { databaseEnv: Record<string, string> }> {
   const db = shared ? { env: shared.databaseEnv, drop: async () => {} } : await testDatabaseEnv(engine);
   const config = loadConfig({ ...baseTestEnv(), ...db.env, ...env });
-  const app = await createApp(config, { logger: createLogger((process.env.TEST_LOG_LEVEL as never) ?? 'silent'), onQuery: options.onQuery });
+  const logger = options.logger ?? createLogger((process.env.TEST_LOG_LEVEL as never) ?? 'silent');
+  const app = await createApp(config, { logger, onQuery: options.onQuery });
   const url = await app.start();
   return {
     engine,
