@@ -4,13 +4,13 @@ import { badInput } from './errors.js';
 
 @ObjectType({ description: 'Relay page information.' })
 export class PageInfo {
-  @Field(() => Boolean)
+  @Field(() => Boolean, { description: 'More objects follow this page.' })
   hasNextPage!: boolean;
-  @Field(() => Boolean)
+  @Field(() => Boolean, { description: 'This page was asked for with `after`.' })
   hasPreviousPage!: boolean;
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Cursor of the first edge; null for an empty page.' })
   startCursor?: string | null;
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Cursor of the last edge; pass it as `after` for the next page.' })
   endCursor?: string | null;
 }
 
@@ -22,18 +22,18 @@ export interface Connection<T> {
 
 /** Builds the Relay Edge and Connection object types for one node type. */
 export function connectionTypes<T extends object>(name: string, node: ClassType<T>) {
-  @ObjectType(`${name}Edge`)
+  @ObjectType(`${name}Edge`, { description: `A ${name} in a page, with its cursor.` })
   class Edge {
     @Field(() => String, { description: 'Opaque; pass as `after` to continue after this node.' })
     cursor!: string;
-    @Field(() => node)
+    @Field(() => node, { description: `The ${name}.` })
     node!: T;
   }
   @ObjectType(`${name}Connection`, { description: `A page of ${name} objects.` })
   class ConnectionType {
-    @Field(() => [Edge])
+    @Field(() => [Edge], { description: 'This page, in order.' })
     edges!: Edge[];
-    @Field(() => PageInfo)
+    @Field(() => PageInfo, { description: 'Where this page stands.' })
     pageInfo!: PageInfo;
     @Field(() => Int, { description: 'Number of objects matching the query, on all pages.' })
     totalCount!: number;

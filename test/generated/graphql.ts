@@ -16,6 +16,7 @@ export type CreateImageInput = {
 
 /** A new instruction page. */
 export type CreateInstructionPageInput = {
+  /** Free text; Markdown or HTML, as the front end renders it. */
   content?: string | null | undefined;
   labId: string;
   /** Default: after the last page. */
@@ -28,6 +29,7 @@ export type CreateLabInput = {
   description: string;
   instanceLifetimeMinutes?: number | null | undefined;
   name: string;
+  /** A DNS label that starts with a letter, at most 32 characters; cannot change later. */
   namespacePrefix: string;
   vms?: Array<LabVmInput>;
 };
@@ -56,6 +58,7 @@ export type LabInstanceStatus =
 /** A VM slot: its name within the lab and the image it starts from. */
 export type LabVmInput = {
   imageId: string;
+  /** A DNS subdomain of at most 63 characters, unique within the lab. */
   name: string;
 };
 
