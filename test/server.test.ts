@@ -94,6 +94,18 @@ describe('errors nobody expected', () => {
 });
 
 describe('schema.graphql', () => {
+  it('describes every public type and field', async () => {
+    const schema = await buildAppSchema();
+    const missing: string[] = [];
+    for (const type of Object.values(schema.getTypeMap())) {
+      if (type.name.startsWith('__') || ['String', 'Int', 'Boolean', 'ID', 'Float', 'Query', 'Mutation', 'Subscription'].includes(type.name)) {
+        if (!['Query', 'Mutation', 'Subscription'].includes(type.name)) continue;
+      } else if (!type.description) missing.push(type.name);
+      if ('getFields' in type) for (const f of Object.values(type.getFields())) if (!f.description) missing.push(`${type.name}.${f.name}`);
+    }
+    expect(missing).toEqual([]);
+  });
+
   it('is what `npm run schema` writes from the code (run it after changing resolvers)', async () => {
     const emitted = printAppSchema(await buildAppSchema());
     expect(readFileSync('schema.graphql', 'utf8')).toBe(emitted);

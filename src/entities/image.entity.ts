@@ -7,7 +7,7 @@ export const DEFAULT_MEMORY = '3G';
 @ObjectType({ description: 'A container image that holds a VM disk (KubeVirt containerDisk).' })
 @Entity({ tableName: 'images' })
 export class Image {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'Opaque identifier (a decimal number).' })
   @PrimaryKey({ type: 'integer', autoincrement: true })
   id!: number;
 

@@ -14,6 +14,7 @@ export enum LabInstanceStatus {
 
 registerEnumType(LabInstanceStatus, {
   name: 'LabInstanceStatus',
+  description: 'Where an instance is in its life cycle.',
   valuesConfig: {
     PENDING: { description: 'Recorded; Kubernetes objects are being created.' },
     STARTING: { description: "Objects exist; not every VM's pod is ready yet." },
@@ -41,26 +42,26 @@ export class VmStatus {
   @Field(() => String, { description: "The LabVm name (the VirtualMachineInstance's name)." })
   name!: string;
 
-  @Field(() => VmPhase)
+  @Field(() => VmPhase, { description: "The VirtualMachineInstance's phase; UNKNOWN when it is missing." })
   phase!: VmPhase;
 
   @Field(() => Boolean, { description: "The VM's pod reports the Ready condition." })
   ready!: boolean;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: "The VM's virt-launcher pod." })
   podName?: string | null;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'The node the VM runs on.' })
   nodeName?: string | null;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Why the VM is not well, when Kubernetes says.' })
   message?: string | null;
 }
 
 @ObjectType({ description: 'A started lab: its own namespace with one VM per LabVm.' })
 @Entity({ tableName: 'lab_instances' })
 export class LabInstance {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'Opaque identifier (a decimal number).' })
   @PrimaryKey({ type: 'integer', autoincrement: true })
   id!: number;
 
@@ -78,20 +79,20 @@ export class LabInstance {
   @Property({ type: 'string', length: 63, default: '' })
   namespace: string = '';
 
-  @Field(() => LabInstanceStatus)
+  @Field(() => LabInstanceStatus, { description: 'See LabInstanceStatus; kept current by the server\'s watches.' })
   @Index()
   @Enum({ items: () => LabInstanceStatus, type: 'string', length: 16 })
   status: LabInstanceStatus = LabInstanceStatus.PENDING;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Why the instance FAILED or was stopped automatically.' })
   @Property({ type: 'text', nullable: true, fieldName: 'status_message' })
   statusMessage?: string | null;
 
-  @Field(() => [VmStatus])
+  @Field(() => [VmStatus], { description: 'One entry per VM, in the order of the lab\'s VMs.' })
   @Property({ type: 'json' })
   vms: VmStatus[] = [];
 
-  @Field(() => Date)
+  @Field(() => Date, { description: 'When startLab was called.' })
   @Property({ type: 'datetime', fieldName: 'created_at' })
   createdAt: Date = new Date();
 
@@ -102,7 +103,7 @@ export class LabInstance {
   @Property({ type: 'datetime', nullable: true, fieldName: 'expires_at' })
   expiresAt?: Date | null;
 
-  @Field(() => Date, { nullable: true })
+  @Field(() => Date, { nullable: true, description: 'When the namespace was found gone.' })
   @Property({ type: 'datetime', nullable: true, fieldName: 'stopped_at' })
   stoppedAt?: Date | null;
 }

@@ -5,7 +5,7 @@ import { Image } from './image.entity.js';
 @ObjectType({ description: 'A set of VMs that students start together, with instruction pages.' })
 @Entity({ tableName: 'labs' })
 export class Lab {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'Opaque identifier (a decimal number).' })
   @PrimaryKey({ type: 'integer', autoincrement: true })
   id!: number;
 
@@ -19,7 +19,7 @@ export class Lab {
   @Property({ type: 'string', length: 32, unique: true, fieldName: 'namespace_prefix' })
   namespacePrefix!: string;
 
-  @Field(() => String)
+  @Field(() => String, { description: '1-128 characters.' })
   @Property({ type: 'string', length: 128 })
   description!: string;
 
@@ -38,7 +38,7 @@ export class Lab {
 @Entity({ tableName: 'lab_vms' })
 @Unique({ properties: ['lab', 'name'] })
 export class LabVm {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'Opaque identifier (a decimal number).' })
   @PrimaryKey({ type: 'integer', autoincrement: true })
   id!: number;
 
@@ -60,7 +60,7 @@ export class LabVm {
 @ObjectType({ description: 'A page of instructions shown with a lab.' })
 @Entity({ tableName: 'instruction_pages' })
 export class InstructionPage {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'Opaque identifier (a decimal number).' })
   @PrimaryKey({ type: 'integer', autoincrement: true })
   id!: number;
 

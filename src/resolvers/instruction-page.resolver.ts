@@ -6,18 +6,18 @@ import { CreateInstructionPageInput, UpdateInstructionPageInput } from './lab.in
 
 @Resolver(() => InstructionPage)
 export class InstructionPageResolver {
-  @Query(() => InstructionPage, { nullable: true })
+  @Query(() => InstructionPage, { nullable: true, description: 'Anyone may read it; null when there is no such page.' })
   instructionPage(@Arg('id', () => ID) id: string, @Ctx() ctx: Context) {
     return ctx.services.pages.get(id);
   }
 
-  @FieldResolver(() => Lab)
+  @FieldResolver(() => Lab, { description: 'The lab the page belongs to.' })
   lab(@Root() page: InstructionPage, @Ctx() ctx: Context) {
     return ctx.loaders.lab.load(page.lab.id);
   }
 
   @Authorized(Role.ADMIN)
-  @Mutation(() => InstructionPage)
+  @Mutation(() => InstructionPage, { description: 'Admins only. Without a position, the page goes last.' })
   createInstructionPage(
     @Arg('input', () => CreateInstructionPageInput) input: CreateInstructionPageInput,
     @Ctx() ctx: Context,
@@ -26,7 +26,7 @@ export class InstructionPageResolver {
   }
 
   @Authorized(Role.ADMIN)
-  @Mutation(() => InstructionPage)
+  @Mutation(() => InstructionPage, { description: 'Admins only.' })
   updateInstructionPage(
     @Arg('id', () => ID) id: string,
     @Arg('input', () => UpdateInstructionPageInput) input: UpdateInstructionPageInput,
@@ -36,7 +36,7 @@ export class InstructionPageResolver {
   }
 
   @Authorized(Role.ADMIN)
-  @Mutation(() => Boolean)
+  @Mutation(() => Boolean, { description: 'Admins only.' })
   deleteInstructionPage(@Arg('id', () => ID) id: string, @Ctx() ctx: Context) {
     return ctx.services.pages.delete(id);
   }

@@ -24,14 +24,14 @@ export class LabInstanceResolver {
     return ctx.services.instances.list(ctx.viewer!.user, { first, after, filter });
   }
 
-  @FieldResolver(() => Lab)
+  @FieldResolver(() => Lab, { description: 'The lab this instance was started from.' })
   async lab(@Root() instance: LabInstance, @Ctx() ctx: Context) {
     const lab = await ctx.loaders.lab.load(instance.lab.id);
     if (!lab) throw notFound('Lab', instance.lab.id);
     return lab;
   }
 
-  @FieldResolver(() => User)
+  @FieldResolver(() => User, { description: 'Who started it.' })
   async user(@Root() instance: LabInstance, @Ctx() ctx: Context) {
     return ctx.loaders.user.load(instance.user.id);
   }

@@ -9,7 +9,7 @@ export class VncAccess {
   @Field(() => String, { description: 'JWT (HS256) that the websocket proxy checks; see the contract notes for its claims.' })
   token!: string;
 
-  @Field(() => Date)
+  @Field(() => Date, { description: 'When the token stops opening consoles (connections already open stay).' })
   expiresAt!: Date;
 
   @Field(() => String, { description: 'The LabVNC page, opened on the first VM, with the token in its path.' })
@@ -21,39 +21,39 @@ export class VncAccess {
 
 @ObjectType({ description: 'A started lab and the access to its consoles.' })
 export class StartLabPayload {
-  @Field(() => LabInstance)
+  @Field(() => LabInstance, { description: 'The new instance, STARTING.' })
   labInstance!: LabInstance;
 
-  @Field(() => VncAccess)
+  @Field(() => VncAccess, { description: "A token and URL for the instance's consoles." })
   vncAccess!: VncAccess;
 }
 
 @InputType({ description: 'Narrows labInstances; admins may filter by user, others see only their own.' })
 export class LabInstanceFilter {
-  @Field(() => ID, { nullable: true })
+  @Field(() => ID, { nullable: true, description: 'Instances of this lab only.' })
   labId?: string | null;
 
-  @Field(() => ID, { nullable: true })
+  @Field(() => ID, { nullable: true, description: "This user's instances only (others than admins see only their own anyway)." })
   userId?: string | null;
 
-  @Field(() => [LabInstanceStatus], { nullable: true })
+  @Field(() => [LabInstanceStatus], { nullable: true, description: 'Instances in any of these statuses.' })
   status?: LabInstanceStatus[] | null;
 }
 
 @ObjectType({ description: "One change of an instance's state; the first event of a subscription is the current state." })
 export class LabInstanceStatusEvent {
-  @Field(() => LabInstance)
+  @Field(() => LabInstance, { description: 'The instance, in this state.' })
   labInstance!: LabInstance;
 
-  @Field(() => LabInstanceStatus)
+  @Field(() => LabInstanceStatus, { description: 'The new status.' })
   status!: LabInstanceStatus;
 
-  @Field(() => [VmStatus])
+  @Field(() => [VmStatus], { description: 'Each VM, in this state.' })
   vms!: VmStatus[];
 
   @Field(() => Boolean, { description: "Every VM's pod is ready." })
   ready!: boolean;
 
-  @Field(() => Date)
+  @Field(() => Date, { description: 'When the server observed this state.' })
   at!: Date;
 }

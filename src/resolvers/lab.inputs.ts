@@ -12,13 +12,13 @@ export class LabVmInput {
   })
   name!: string;
 
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The image the VM starts from.' })
   imageId!: string;
 }
 
 @InputType({ description: 'A new lab with its VMs.' })
 export class CreateLabInput {
-  @Field(() => String)
+  @Field(() => String, { description: 'Unique, 1-32 characters.' })
   @Text('name', LIMITS.name)
   name!: string;
 
@@ -29,26 +29,26 @@ export class CreateLabInput {
   })
   namespacePrefix!: string;
 
-  @Field(() => String)
+  @Field(() => String, { description: '1-128 characters.' })
   @Text('description', LIMITS.description)
   description!: string;
 
-  @Field(() => Int, { nullable: true })
+  @Field(() => Int, { nullable: true, description: 'Minutes an instance may live before it is stopped automatically (1-525600); null: no limit.' })
   @Lifetime()
   instanceLifetimeMinutes?: number | null;
 
-  @Field(() => [LabVmInput], { defaultValue: [] })
+  @Field(() => [LabVmInput], { defaultValue: [], description: 'The VM slots, in order; the first one opens in VNC.' })
   @ValidateNested({ each: true })
   vms!: LabVmInput[];
 }
 
 @InputType({ description: 'Changes to a lab; omitted fields keep their value. The namespace prefix cannot change.' })
 export class UpdateLabInput {
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Unique, 1-32 characters.' })
   @Text('name', LIMITS.name, true)
   name?: string | null;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: '1-128 characters.' })
   @Text('description', LIMITS.description, true)
   description?: string | null;
 
@@ -59,10 +59,10 @@ export class UpdateLabInput {
 
 @InputType({ description: 'A new instruction page.' })
 export class CreateInstructionPageInput {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The lab the page belongs to.' })
   labId!: string;
 
-  @Field(() => String)
+  @Field(() => String, { description: '1-128 characters.' })
   @Text('title', LIMITS.pageTitle)
   title!: string;
 
@@ -77,15 +77,15 @@ export class CreateInstructionPageInput {
 
 @InputType({ description: 'Changes to an instruction page; omitted fields keep their value.' })
 export class UpdateInstructionPageInput {
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: '1-128 characters.' })
   @Text('title', LIMITS.pageTitle, true)
   title?: string | null;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Free text; null removes it.' })
   @PageContent()
   content?: string | null;
 
-  @Field(() => Int, { nullable: true })
+  @Field(() => Int, { nullable: true, description: 'Order within the lab, ascending (0-10000).' })
   @Position()
   position?: number | null;
 }

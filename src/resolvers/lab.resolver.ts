@@ -12,7 +12,7 @@ const LIST_COST = ({ childComplexity }: { childComplexity: number }) => 1 + 10 *
 
 @Resolver(() => Lab)
 export class LabResolver {
-  @Query(() => Lab, { nullable: true })
+  @Query(() => Lab, { nullable: true, description: 'Anyone may read the catalogue; null when there is no such lab.' })
   lab(@Arg('id', () => ID) id: string, @Ctx() ctx: Context) {
     return ctx.services.labs.get(id);
   }
@@ -38,13 +38,13 @@ export class LabResolver {
   }
 
   @Authorized(Role.ADMIN)
-  @Mutation(() => Lab)
+  @Mutation(() => Lab, { description: 'Admins only: a lab with its VMs, in one transaction. CONFLICT for a taken name or prefix.' })
   createLab(@Arg('input', () => CreateLabInput) input: CreateLabInput, @Ctx() ctx: Context) {
     return ctx.services.labs.create(input);
   }
 
   @Authorized(Role.ADMIN)
-  @Mutation(() => Lab)
+  @Mutation(() => Lab, { description: 'Admins only. Running instances are not affected.' })
   updateLab(@Arg('id', () => ID) id: string, @Arg('input', () => UpdateLabInput) input: UpdateLabInput, @Ctx() ctx: Context) {
     return ctx.services.labs.update(id, input);
   }
@@ -62,7 +62,7 @@ export class LabResolver {
   }
 
   @Authorized(Role.ADMIN)
-  @Mutation(() => Boolean)
+  @Mutation(() => Boolean, { description: 'Admins only. Running instances keep their VMs.' })
   removeLabVm(@Arg('id', () => ID) id: string, @Ctx() ctx: Context) {
     return ctx.services.labs.removeVm(id);
   }
@@ -70,12 +70,12 @@ export class LabResolver {
 
 @Resolver(() => LabVm)
 export class LabVmResolver {
-  @FieldResolver(() => Image)
+  @FieldResolver(() => Image, { description: 'The image the VM starts from.' })
   async image(@Root() vm: LabVm, @Ctx() ctx: Context) {
     return ctx.loaders.image.load(vm.image.id);
   }
 
-  @FieldResolver(() => Lab)
+  @FieldResolver(() => Lab, { description: 'The lab this VM belongs to.' })
   async lab(@Root() vm: LabVm, @Ctx() ctx: Context) {
     return ctx.loaders.lab.load(vm.lab.id);
   }

@@ -7,10 +7,13 @@ import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-
 export type CreateImageInput = {
   /** Default 3, as the original. */
   cpuCores?: number | null | undefined;
+  /** 1-128 characters. */
   description: string;
   /** Default 3G, as the original. */
   memory?: string | null | undefined;
+  /** Unique, 1-32 characters. */
   name: string;
+  /** Image reference of a KubeVirt containerDisk, e.g. quay.io/containerdisks/fedora:40. */
   url: string;
 };
 
@@ -18,29 +21,39 @@ export type CreateImageInput = {
 export type CreateInstructionPageInput = {
   /** Free text; Markdown or HTML, as the front end renders it. */
   content?: string | null | undefined;
+  /** The lab the page belongs to. */
   labId: string;
   /** Default: after the last page. */
   position?: number | null | undefined;
+  /** 1-128 characters. */
   title: string;
 };
 
 /** A new lab with its VMs. */
 export type CreateLabInput = {
+  /** 1-128 characters. */
   description: string;
+  /** Minutes an instance may live before it is stopped automatically (1-525600); null: no limit. */
   instanceLifetimeMinutes?: number | null | undefined;
+  /** Unique, 1-32 characters. */
   name: string;
   /** A DNS label that starts with a letter, at most 32 characters; cannot change later. */
   namespacePrefix: string;
+  /** The VM slots, in order; the first one opens in VNC. */
   vms?: Array<LabVmInput>;
 };
 
 /** Narrows labInstances; admins may filter by user, others see only their own. */
 export type LabInstanceFilter = {
+  /** Instances of this lab only. */
   labId?: string | null | undefined;
+  /** Instances in any of these statuses. */
   status?: Array<LabInstanceStatus> | null | undefined;
+  /** This user's instances only (others than admins see only their own anyway). */
   userId?: string | null | undefined;
 };
 
+/** Where an instance is in its life cycle. */
 export type LabInstanceStatus =
   /** Creation failed or a VM failed; see statusMessage. */
   | 'FAILED'
@@ -57,6 +70,7 @@ export type LabInstanceStatus =
 
 /** A VM slot: its name within the lab and the image it starts from. */
 export type LabVmInput = {
+  /** The image the VM starts from. */
   imageId: string;
   /** A DNS subdomain of at most 63 characters, unique within the lab. */
   name: string;
@@ -85,25 +99,35 @@ export type RegisterInput = {
 
 /** Changes to an image; omitted fields keep their value. */
 export type UpdateImageInput = {
+  /** 1-64. */
   cpuCores?: number | null | undefined;
+  /** 1-128 characters. */
   description?: string | null | undefined;
+  /** A Kubernetes quantity such as 3G or 2Gi. */
   memory?: string | null | undefined;
+  /** Unique, 1-32 characters. */
   name?: string | null | undefined;
+  /** New image reference; running instances keep the old one. */
   url?: string | null | undefined;
 };
 
 /** Changes to an instruction page; omitted fields keep their value. */
 export type UpdateInstructionPageInput = {
+  /** Free text; null removes it. */
   content?: string | null | undefined;
+  /** Order within the lab, ascending (0-10000). */
   position?: number | null | undefined;
+  /** 1-128 characters. */
   title?: string | null | undefined;
 };
 
 /** Changes to a lab; omitted fields keep their value. The namespace prefix cannot change. */
 export type UpdateLabInput = {
+  /** 1-128 characters. */
   description?: string | null | undefined;
   /** Set null explicitly to remove the limit. */
   instanceLifetimeMinutes?: number | null | undefined;
+  /** Unique, 1-32 characters. */
   name?: string | null | undefined;
 };
 
