@@ -69,7 +69,7 @@ export interface Config {
     wsProxyPort: string;
     wsProxyPathPrefix: string;
   };
-  graphql: { maxDepth: number; maxCost: number; maxPageSize: number };
+  graphql: { maxDepth: number; maxCost: number; maxPageSize: number; keepAliveMs: number };
 }
 
 export class ConfigError extends Error {
@@ -200,6 +200,7 @@ const envSchema = z.object({
   WS_PROXY_PATH_PREFIX: str(''),
   GRAPHQL_MAX_DEPTH: int(10, 2, 100),
   GRAPHQL_MAX_COST: int(20_000, 10, 10_000_000),
+  WS_KEEPALIVE_SECONDS: num(12, 0.05, 15),
 });
 
 type Env = z.output<typeof envSchema>;
@@ -324,7 +325,7 @@ function buildConfig(e: Env, development: boolean, problems: string[]): Config {
       wsProxyPort: e.WS_PROXY_PORT!,
       wsProxyPathPrefix: e.WS_PROXY_PATH_PREFIX!.replace(/^\/+|\/+$/g, ''),
     },
-    graphql: { maxDepth: e.GRAPHQL_MAX_DEPTH, maxCost: e.GRAPHQL_MAX_COST, maxPageSize: 100 },
+    graphql: { maxDepth: e.GRAPHQL_MAX_DEPTH, maxCost: e.GRAPHQL_MAX_COST, maxPageSize: 100, keepAliveMs: Math.round(e.WS_KEEPALIVE_SECONDS * 1000) },
   };
 }
 

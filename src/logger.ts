@@ -25,7 +25,7 @@ function redact(fields: Record<string, unknown>): Record<string, unknown> {
 
 /** One JSON object per line on stdout (stderr for warn and error). */
 export function createLogger(level: LogLevel = 'info', base: Record<string, unknown> = {}): Logger {
-  const min = ORDER[level];
+  const min = ORDER[level] ?? ORDER.info;
   const write = (lvl: Exclude<LogLevel, 'silent'>, msg: string, fields?: Record<string, unknown>) => {
     if (ORDER[lvl] < min) return;
     const line = JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...base, ...redact(fields ?? {}) });

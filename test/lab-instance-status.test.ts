@@ -251,3 +251,29 @@ describe.each(ENGINES)('live status on %s', (engine) => {
     }
   });
 });
+
+describe('WebSocket keep-alive', () => {
+  it('pings clients of both protocols at the configured interval (at most every 15 s)', async () => {
+    const { default: WebSocket } = await import('ws');
+    const server = await startTestServer('sqlite', { WS_KEEPALIVE_SECONDS: '0.2' });
+    const firstMessageOfType = (protocol: string, init: object, type: string) =>
+      new Promise<void>((resolve, reject) => {
+        const ws = new WebSocket(server.wsUrl, protocol);
+        ws.on('open', () => ws.send(JSON.stringify(init)));
+        const done = () => {
+          ws.close();
+          resolve();
+        };
+        // graphql-ws pings with WebSocket ping frames; subscriptions-transport-ws with "ka" messages.
+        if (type === 'ping-frame') ws.on('ping', done);
+        ws.on('message', (raw) => JSON.parse(raw.toString()).type === type && done());
+        ws.on('error', reject);
+      });
+    try {
+      await firstMessageOfType('graphql-transport-ws', { type: 'connection_init', payload: {} }, 'ping-frame');
+      await firstMessageOfType('graphql-ws', { type: 'connection_init', payload: {} }, 'ka');
+    } finally {
+      await server.stop();
+    }
+  });
+});

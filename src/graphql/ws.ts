@@ -21,8 +21,6 @@ import { enforceQueryLimits } from './limits.js';
 
 /** A socket with more unsent bytes than this makes its subscriptions wait (and coalesce). */
 const HIGH_WATER_BYTES = 1 << 20;
-/** Keep-alive pings, well under the contract's 15 s. */
-const KEEP_ALIVE_MS = 12_000;
 
 export interface WebSocketServers {
   /** Closes every client connection and both servers. */
@@ -83,7 +81,7 @@ export function attachWebSockets(httpServer: Server, schema: GraphQLSchema, deps
       onNext: (_ctx, _id, _payload, _args, result) => formatResult(result) as never,
     },
     modern,
-    KEEP_ALIVE_MS,
+    deps.config.graphql.keepAliveMs,
   );
 
   SubscriptionServer.create(
@@ -91,7 +89,7 @@ export function attachWebSockets(httpServer: Server, schema: GraphQLSchema, deps
       schema,
       execute: execute as never,
       subscribe: subscribe as never,
-      keepAlive: KEEP_ALIVE_MS,
+      keepAlive: deps.config.graphql.keepAliveMs,
       onConnect: (params: unknown) => ({ authorization: authorizationOf(params) }),
       onOperation: async (message: { payload: Record<string, unknown> }, params: Record<string, any>, socket: WebSocket) => {
         const prepared = prepare(schema, deps, message.payload.query, message.payload.variables, message.payload.operationName as string);
