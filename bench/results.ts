@@ -1,0 +1,197 @@
+import type { CatalogueResult, LoadResult } from './catalogue.bench.js';
+import { CATALOGUE_QUERY } from './catalogue.bench.js';
+import type { RoundResult, SubscriptionOptions } from './subscriptions.bench.js';
+import { STATUS_SUBSCRIPTION } from './subscriptions.bench.js';
+import { fmt, markdownTable } from './support/stats.js';
+
+export interface Machine {
+  cores: number;
+  cpuModel: string;
+  memory: string;
+  node: string;
+  os: string;
+  postgres: string;
+}
+
+export interface BenchReport {
+  date: Date;
+  seconds: number;
+  machine: Machine;
+  catalogue: CatalogueResult;
+  subscriptionOptions: SubscriptionOptions;
+  subscriptions: RoundResult[];
+}
+
+const SERVER = 'server process';
+const MACHINE = 'machine (all processes)';
+const TARGETS = { ratio: 0.5, subscribers: 10_000, p99Ms: 250, bytesPerSubscription: 30 * 1024, watches: 3 };
+const verdict = (ok: boolean) => (ok ? '**met**' : '**missed**');
+
+/** CPU time a party spent per request served: its share of a core over the measured run, divided by the requests. */
+const cpuPerRequest = (r: LoadResult, party: string, seconds: number) => (r.cpu[party] / 100) * seconds * 1000 / r.requests;
+
+function catalogueTables(c: CatalogueResult): string {
+  const seconds = c.options.durationSeconds;
+  const row = (r: LoadResult, ratio: string) => [
+    r.label, fmt.int(r.requestsPerSecond), `${r.p50} ms`, `${r.p90} ms`, `${r.p99} ms`, fmt.int(r.requests), r.failures, fmt.int(r.responseBytes),
+    fmt.ms(cpuPerRequest(r, SERVER, seconds), 2), fmt.ms(cpuPerRequest(r, 'PostgreSQL', seconds), 2), ratio,
+  ];
+  const load = markdownTable(
+    ['server', 'requests/s', 'p50', 'p90', 'p99', 'requests', 'failures', 'response bytes', 'server CPU per request', 'PostgreSQL CPU per request', 'throughput vs baseline'],
+    [row(c.graphql, c.ratio.toFixed(2)), row(c.baseline, '1.00')],
+  );
+  const parties = Object.keys(c.graphql.cpu);
+  const cpu = markdownTable(
+    ['CPU, % of one core (200 % = both)', 'GraphQL run', 'baseline run'],
+    parties.map((p) => [p, fmt.pct(c.graphql.cpu[p]), fmt.pct(c.baseline.cpu[p])]),
+  );
+  const target = `Target: at least ${TARGETS.ratio} of the baseline's throughput: ${verdict(c.ratio >= TARGETS.ratio)} (${c.ratio.toFixed(2)}).`;
+  return `${load}\n\n${cpu}\n\n${target}`;
+}
+
+function subscriptionTables(rounds: RoundResult[]): string {
+  const ms = (n: number) => fmt.ms(n);
+  const latency = markdownTable(
+    ['subscribers', 'sockets x operations', 'got READY', 'p50', 'p99', 'max', 'burst -> published, p99', 'published -> client, p99', 'next messages in burst'],
+    rounds.map((r) => [
+      fmt.int(r.subscribers), `${fmt.int(r.sockets)} x ${r.operationsPerSocket}`, fmt.int(r.readyReceived),
+      ms(r.latency.p50), ms(r.latency.p99), ms(r.latency.max), ms(r.toPublish.p99), ms(r.delivery.p99), fmt.int(r.eventsDelivered),
+    ]),
+  );
+  const memory = markdownTable(
+    ['subscribers', 'heap + external per idle subscription', 'RSS per idle subscription', 'server RSS idle', 'server heap idle', 'watches: before / idle / after burst', 'listeners idle'],
+    rounds.map((r) => [
+      fmt.int(r.subscribers), fmt.kb(r.perSubscription.heap), fmt.kb(r.perSubscription.rss), fmt.mb(r.serverIdle.rss), fmt.mb(r.serverIdle.heapUsed),
+      `${r.watches.beforeSubscribers} / ${r.watches.idle} / ${r.watches.afterBurst}`, fmt.int(r.listenersIdle),
+    ]),
+  );
+  const burst = markdownTable(
+    ['subscribers', 'connect + first event, all', 'per subscription', 'server event loop busy while connecting', 'readyAll() itself', 'server CPU in burst', 'server event loop busy in burst', 'subscriber event loop busy in burst'],
+    rounds.map((r) => [
+      fmt.int(r.subscribers), fmt.ms(r.connectMs, 0), fmt.ms(r.connectMs / r.subscribers, 2), fmt.pct(100 * r.connectElu), ms(r.burst.readyAllMs), fmt.ms(r.burst.serverCpuMs, 0),
+      fmt.pct(100 * r.burst.serverElu), fmt.pct(100 * r.burst.clientElu),
+    ]),
+  );
+  return `${latency}\n\n${memory}\n\n${burst}\n\n${subscriptionVerdicts(rounds)}`;
+}
+
+function subscriptionVerdicts(rounds: RoundResult[]): string {
+  const big = rounds.filter((r) => r.subscribers >= TARGETS.subscribers);
+  const allReady = big.length > 0 && big.every((r) => r.readyReceived === r.subscribers && !r.errors.length);
+  const p99 = Math.max(...big.map((r) => r.latency.p99));
+  const heap = Math.max(...rounds.map((r) => r.perSubscription.heap));
+  const rss = Math.max(...rounds.map((r) => r.perSubscription.rss));
+  const watches = rounds.every((r) => [r.watches.beforeSubscribers, r.watches.idle, r.watches.afterBurst].every((w) => w === TARGETS.watches));
+  const errors = rounds.flatMap((r) => r.errors.map((e) => `- ${fmt.int(r.subscribers)} subscribers: ${e}`));
+  return [
+    'Targets:',
+    `- ${fmt.int(TARGETS.subscribers)} subscribers each receiving READY: ${verdict(allReady)}`,
+    `- p99 under ${TARGETS.p99Ms} ms at ${fmt.int(TARGETS.subscribers)} subscribers: ${verdict(p99 < TARGETS.p99Ms)} (worst p99 ${fmt.ms(p99)})`,
+    `- at most 30 KB per idle subscription, every round: ${verdict(heap <= TARGETS.bytesPerSubscription)} by heap + external (worst ${fmt.kb(heap)}); ` +
+      `by RSS, which is noisier (V8 grows its heap in steps), worst ${fmt.kb(rss)}`,
+    `- ${TARGETS.watches} watch connections whatever N: ${verdict(watches)}`,
+    ...(errors.length ? ['', 'Errors seen:', ...errors] : []),
+  ].join('\n');
+}
+
+/** Facts derived from the figures, so that the reader need not do the arithmetic. */
+function reading(r: BenchReport): string {
+  const c = r.catalogue;
+  const s = c.options.durationSeconds;
+  const big = [...r.subscriptions].sort((a, b) => b.subscribers - a.subscribers || a.operationsPerSocket - b.operationsPerSocket)[0];
+  const small = [...r.subscriptions].sort((a, b) => a.subscribers - b.subscribers)[0];
+  return `## Reading the figures
+
+- Catalogue: the GraphQL server spent ${fmt.ms(cpuPerRequest(c.graphql, SERVER, s), 2)} of CPU in its own process per request, the
+  baseline ${fmt.ms(cpuPerRequest(c.baseline, SERVER, s), 2)}; PostgreSQL ${fmt.ms(cpuPerRequest(c.graphql, 'PostgreSQL', s), 2)} against ${fmt.ms(cpuPerRequest(c.baseline, 'PostgreSQL', s), 2)}.
+  During the GraphQL run the server process used ${fmt.pct(c.graphql.cpu[SERVER])} of a core (more than 100 % means V8's GC and
+  libuv threads too) and the whole machine was ${fmt.pct(c.graphql.cpu[MACHINE])} busy: the server's one JavaScript thread is the
+  limit. During the baseline run the whole machine was ${fmt.pct(c.baseline.cpu[MACHINE])} busy.
+- Subscriptions: at ${fmt.int(big.subscribers)} subscribers (${fmt.int(big.sockets)} sockets) the p99 of ${fmt.ms(big.latency.p99)} is
+  ${fmt.ms(big.toPublish.p99)} from the burst until the server published READY (the event's \`at\`) and ${fmt.ms(big.delivery.p99)} from
+  there to the client. \`readyAll()\` itself, the simulated cluster's work in the server process, took ${fmt.ms(big.burst.readyAllMs)} of it.
+  With ${fmt.int(small.subscribers)} subscribers the same burst took ${fmt.ms(small.toPublish.p99)} (p99) to publish. The reconciler has the
+  same ${r.subscriptionOptions.instances} instances to derive and write whatever N; what grows with N is the work of the same event loop
+  delivering each event to each subscriber while the reconciler is still publishing.
+- Subscribing took about ${fmt.ms(big.connectMs / big.subscribers, 2)} per subscription (wall time, ${fmt.int(big.subscribers)} subscriptions opened
+  64 sockets at a time; the server's event loop was ${fmt.pct(100 * big.connectElu)} busy meanwhile).
+`;
+}
+
+/** The tables alone, as printed at the end of a run. */
+export function renderTables(r: BenchReport): string {
+  return `Catalogue: labs(first: 50)\n\n${catalogueTables(r.catalogue)}\n\nSubscriptions: labInstanceStatus\n\n${subscriptionTables(r.subscriptions)}\n`;
+}
+
+function method(r: BenchReport): string {
+  const c = r.catalogue.options;
+  const s = r.subscriptionOptions;
+  return `## Method
+
+Everything runs on this one machine and talks over 127.0.0.1 only. \`npm run bench\` starts a throwaway
+PostgreSQL cluster (test/support/postgres.ts: fsync off, trust auth), gives each part a fresh database, and
+stops and removes it all at the end.
+
+**How the ${r.machine.cores} cores are shared.** Each server under test runs alone in a child process of its
+own (\`bench/support/server-process.ts\`, started with \`--expose-gc\` and \`NODE_ENV=production\` as in the
+Docker image); the load (autocannon, or the
+WebSocket subscribers) runs in the bench's main process; PostgreSQL's backends are the third party. No
+process is pinned to a core: the tables give the CPU each party actually used during the measured
+interval (from /proc), in percent of one core, so 200 % is the whole machine. The GraphQL server and the
+baseline are measured one after the other, never at the same time.
+
+**Catalogue (issue 2).** ${fmt.int(c.labs)} labs of 3 VMs over ${c.images} images, inserted with the server's own ORM
+(and its migrations). Query, sent as \`POST /graphql\` with a JSON body:
+\`${CATALOGUE_QUERY}\`.
+autocannon 9 with ${c.connections} keep-alive connections: ${c.warmupSeconds} s of warm-up (discarded), then ${c.durationSeconds} s measured.
+The baseline is a bare \`node:http\` handler (\`bench/support/baseline-server.ts\`) that answers the same
+page with one hand-written SQL statement (labs LIMIT 50 joined to their VMs and images, a named prepared
+statement through \`pg\`) and the same JSON; the bench checks that both answers are deep-equal before
+measuring. Both use a pool of 10 PostgreSQL connections (the server's default \`POSTGRES_POOL_MAX\`).
+Requests/s is autocannon's mean of per-second samples; its latencies have 1 ms resolution.
+
+**Subscriptions (issue 5).** For each N: a fresh database and server process (\`createApp\`, simulated
+cluster in-process, production mode); ${s.users} trusted users log in with the \`login\` mutation, then
+start ${s.instances} lab instances (${s.instances / s.users} each, a lab of 3 VMs) with \`startLab\`, with the simulated
+cluster's automatic progress off, so every instance waits in STARTING. N subscribers, N/${s.instances} per
+instance, each subscription authenticated as the instance's owner, are opened over raw \`ws\` sockets speaking
+graphql-transport-ws (connection_init with the bearer token, then one \`subscribe\` per operation; several
+operations share a socket, as graphql-ws allows; the table gives sockets x operations). Subscription:
+\`${STATUS_SUBSCRIPTION}\`.
+Idle memory: the server process's \`process.memoryUsage()\` after three forced GCs, taken before the
+subscribers connect and 1 s after every subscription has received its first event (the current state);
+the difference divided by N. Then the bench calls \`cluster.readyAll()\` in the server process (every VMI
+Running, every pod Ready at once: 3 VMIs and 3 pods per instance) and waits until every subscription has
+received a READY event. Latency is taken per subscription from the moment just before \`readyAll()\` to
+the moment the subscriber's \`message\` handler runs (both read the same machine clock, with
+sub-millisecond resolution); it splits into *burst -> published* (the event's own \`at\`, stamped by the
+server when it publishes, 1 ms resolution) and *published -> client*. The watch connections the server
+holds come from \`cluster.openWatches()\`.
+`;
+}
+
+export function renderResults(r: BenchReport): string {
+  const m = r.machine;
+  return `# Benchmark results
+
+Written by \`npm run bench\` (bench/run.ts) on ${r.date.toISOString()}; the run took ${Math.round(r.seconds)} s.
+
+| machine | |
+|---|---|
+| CPU cores | ${m.cores} (${m.cpuModel}) |
+| memory | ${m.memory} |
+| Node.js | ${m.node} |
+| OS | ${m.os} |
+| PostgreSQL | ${m.postgres} |
+
+## Catalogue: \`labs(first: 50)\` with VMs and images (issue 2)
+
+${catalogueTables(r.catalogue)}
+
+## Live status: \`labInstanceStatus\` subscribers (issue 5)
+
+${subscriptionTables(r.subscriptions)}
+
+${reading(r)}
+${method(r)}`;
+}
