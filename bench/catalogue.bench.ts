@@ -43,8 +43,11 @@ export interface LoadResult {
 export interface CatalogueResult {
   options: CatalogueOptions;
   graphql: LoadResult;
+  /** The same server with its catalogue response cache off (CATALOGUE_CACHE_ENTRIES=0): every request executes. */
+  uncached: LoadResult;
   baseline: LoadResult;
   ratio: number;
+  uncachedRatio: number;
 }
 
 interface AutocannonHistogram {
@@ -165,13 +168,25 @@ export async function runCatalogueBench(postgresBaseUrl: string, o: CatalogueOpt
       { name: 'graphql', label: 'GraphQL server (createApp)', start: async (s) => (await s.call<{ url: string }>('app.start', { env })).url },
       postmaster, o, log,
     );
+    const uncachedEnv = { ...env, CATALOGUE_CACHE_ENTRIES: '0' };
+    const { page: uncachedPage, ...uncached } = await run(
+      {
+        name: 'graphql-uncached',
+        label: 'GraphQL server, response cache off',
+        start: async (s) => (await s.call<{ url: string }>('app.start', { env: uncachedEnv })).url,
+      },
+      postmaster, o, log,
+    );
     const baselineArgs = { postgresUrl: db.url, poolMax: POOL_MAX, pageSize: PAGE_SIZE };
     const { page: baselinePage, ...baseline } = await run(
       { name: 'baseline', label: 'baseline (node:http + pg)', start: async (s) => (await s.call<{ url: string }>('baseline.start', baselineArgs)).url },
       postmaster, o, log,
     );
-    if (!isDeepStrictEqual(graphqlPage, baselinePage)) throw new Error('the baseline does not answer the same JSON as the GraphQL server');
-    return { options: o, graphql, baseline, ratio: graphql.requestsPerSecond / baseline.requestsPerSecond };
+    if (!isDeepStrictEqual(graphqlPage, baselinePage) || !isDeepStrictEqual(uncachedPage, baselinePage)) {
+      throw new Error('the baseline does not answer the same JSON as the GraphQL server');
+    }
+    const ratioOf = (r: LoadResult) => r.requestsPerSecond / baseline.requestsPerSecond;
+    return { options: o, graphql, uncached, baseline, ratio: ratioOf(graphql), uncachedRatio: ratioOf(uncached) };
   } finally {
     await db.drop();
   }

@@ -38,14 +38,16 @@ function catalogueTables(c: CatalogueResult): string {
   ];
   const load = markdownTable(
     ['server', 'requests/s', 'p50', 'p90', 'p99', 'requests', 'failures', 'response bytes', 'server CPU per request', 'PostgreSQL CPU per request', 'throughput vs baseline'],
-    [row(c.graphql, c.ratio.toFixed(2)), row(c.baseline, '1.00')],
+    [row(c.graphql, c.ratio.toFixed(2)), row(c.uncached, c.uncachedRatio.toFixed(2)), row(c.baseline, '1.00')],
   );
   const parties = Object.keys(c.graphql.cpu);
   const cpu = markdownTable(
-    ['CPU, % of one core (200 % = both)', 'GraphQL run', 'baseline run'],
-    parties.map((p) => [p, fmt.pct(c.graphql.cpu[p]), fmt.pct(c.baseline.cpu[p])]),
+    ['CPU, % of one core (200 % = both)', 'GraphQL run', 'GraphQL run, cache off', 'baseline run'],
+    parties.map((p) => [p, fmt.pct(c.graphql.cpu[p]), fmt.pct(c.uncached.cpu[p]), fmt.pct(c.baseline.cpu[p])]),
   );
-  const target = `Target: at least ${TARGETS.ratio} of the baseline's throughput: ${verdict(c.ratio >= TARGETS.ratio)} (${c.ratio.toFixed(2)}).`;
+  const target =
+    `Target: at least ${TARGETS.ratio} of the baseline's throughput: ${verdict(c.ratio >= TARGETS.ratio)} (${c.ratio.toFixed(2)}) ` +
+    `with the server as it runs by default; with its catalogue response cache off, every request executes and the ratio is ${c.uncachedRatio.toFixed(2)}.`;
   return `${load}\n\n${cpu}\n\n${target}`;
 }
 
@@ -144,6 +146,11 @@ baseline are measured one after the other, never at the same time.
 (and its migrations). Query, sent as \`POST /graphql\` with a JSON body:
 \`${CATALOGUE_QUERY}\`.
 autocannon 9 with ${c.connections} keep-alive connections: ${c.warmupSeconds} s of warm-up (discarded), then ${c.durationSeconds} s measured.
+The GraphQL server runs twice: as configured by default, where catalogue-only queries are answered from
+its response cache while the catalogue's version row in PostgreSQL is unchanged (every request still
+reads that row, so this is one SQL round trip per request instead of five), and with
+\`CATALOGUE_CACHE_ENTRIES=0\`, where every request parses nothing (Apollo caches the parsed document) but
+executes in full: the labs page, then its VMs and their images through batch loaders (three statements; no COUNT, as the query does not ask for totalCount).
 The baseline is a bare \`node:http\` handler (\`bench/support/baseline-server.ts\`) that answers the same
 page with one hand-written SQL statement (labs LIMIT 50 joined to their VMs and images, a named prepared
 statement through \`pg\`) and the same JSON; the bench checks that both answers are deep-equal before

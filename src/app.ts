@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApolloServer } from '@apollo/server';
+import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { expressMiddleware } from '@as-integrations/express5';
 import express, { type Request } from 'express';
@@ -11,6 +12,7 @@ import { buildContext, type Context } from './graphql/context.js';
 import { formatError } from './graphql/errors.js';
 import { graphiqlPage, wantsGraphiql } from './graphql/graphiql.js';
 import { errorReportingPlugin, queryLimitsPlugin } from './graphql/plugins.js';
+import { catalogueCachePlugin } from './graphql/response-cache.js';
 import { buildAppSchema } from './graphql/schema.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMailer } from './mail/mailer.js';
@@ -78,8 +80,10 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     includeStacktraceInErrorResponses: false,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
+      ApolloServerPluginCacheControlDisabled(), // no HTTP caching hints: it wraps every field resolver
       queryLimitsPlugin(() => schema, config.graphql),
       errorReportingPlugin(),
+      catalogueCachePlugin(orm, config.graphql.catalogueCacheEntries),
     ],
   });
   await apollo.start();

@@ -1,4 +1,6 @@
 import type { EntityManager, FilterQuery } from '@mikro-orm/core';
+import { Kind, type GraphQLResolveInfo, type SelectionSetNode } from 'graphql';
+import { sqlEm } from './loaders.js';
 import { Field, Int, ObjectType, type ClassType } from 'type-graphql';
 import { badInput } from './errors.js';
 
@@ -44,6 +46,28 @@ export function connectionTypes<T extends object>(name: string, node: ClassType<
 export interface PageArgs {
   first?: number | null;
   after?: string | null;
+  /** False when the query does not select totalCount: the COUNT is then skipped. */
+  withCount?: boolean;
+}
+
+export interface PageOptions {
+  sort?: SortKey;
+  /** Plain rows (property names, foreign keys as ids) instead of managed entities: for read-only lists. */
+  plain?: boolean;
+}
+
+/** Whether the field being resolved selects `name` directly (through fragments too, ignoring aliases). */
+export function selects(info: GraphQLResolveInfo, name: string): boolean {
+  const seen = new Set<string>();
+  const walk = (set: SelectionSetNode | undefined): boolean =>
+    !!set?.selections.some((sel) => {
+      if (sel.kind === Kind.FIELD) return sel.name.value === name;
+      if (sel.kind === Kind.INLINE_FRAGMENT) return walk(sel.selectionSet);
+      if (seen.has(sel.name.value)) return false;
+      seen.add(sel.name.value);
+      return walk(info.fragments[sel.name.value]?.selectionSet);
+    });
+  return info.fieldNodes.some((node) => walk(node.selectionSet));
 }
 
 export interface SortKey {
@@ -87,8 +111,9 @@ export async function paginate<T extends { id: number }>(
   where: FilterQuery<T> | (() => FilterQuery<T>),
   args: PageArgs,
   maxPageSize: number,
-  sort: SortKey = ID_ORDER,
+  options: PageOptions = {},
 ): Promise<Connection<T>> {
+  const sort = options.sort ?? ID_ORDER;
   const first = checkFirst(args.first, maxPageSize);
   const build = typeof where === 'function' ? where : () => where;
   let filter: FilterQuery<T> = build();
@@ -103,12 +128,15 @@ export async function paginate<T extends { id: number }>(
     filter = { $and: [filter, after] } as FilterQuery<T>;
   }
   const orderBy = sort.field === 'id' ? { id: sort.direction } : { [sort.field]: sort.direction, id: sort.direction };
-  const [rows, totalCount] = await Promise.all([
-    first === 0 ? Promise.resolve([] as T[]) : em.find(entity, filter, { orderBy: orderBy as never, limit: first + 1 }),
-    em.count(entity, build()),
-  ]);
-  const page = rows.slice(0, first);
-  const edges = page.map((node) => ({ cursor: encodeCursor((node as Record<string, unknown>)[sort.field], node.id), node }));
+  const page = (): Promise<T[]> => {
+    if (first === 0) return Promise.resolve([]);
+    if (!options.plain) return em.find(entity, filter, { orderBy: orderBy as never, limit: first + 1 });
+    return sqlEm(em).createQueryBuilder(entity).select('*').where(filter).orderBy(orderBy).limit(first + 1).execute('all', true);
+  };
+  const counted = args.withCount !== false || first === 0;
+  const [rows, totalCount] = await Promise.all([page(), counted ? em.count(entity, build()) : Promise.resolve(-1)]);
+  const items = rows.slice(0, first);
+  const edges = items.map((node) => ({ cursor: encodeCursor((node as Record<string, unknown>)[sort.field], node.id), node }));
   return {
     edges,
     totalCount,

@@ -1,17 +1,24 @@
 import type { ApolloServerPlugin } from '@apollo/server';
-import type { GraphQLSchema } from 'graphql';
+import type { DocumentNode, GraphQLSchema } from 'graphql';
 import type { Context } from './context.js';
 import { isUnexpected } from './errors.js';
 import { enforceQueryLimits, type QueryLimits } from './limits.js';
 
 /** Refuses too deep or too costly operations after parsing and validation, before execution. */
 export function queryLimitsPlugin(getSchema: () => GraphQLSchema, limits: QueryLimits): ApolloServerPlugin<Context> {
+  // Apollo reuses one parsed document per query text: what passed once passes again.
+  const passed = new WeakMap<DocumentNode, Set<string>>();
   return {
     async requestDidStart() {
       return {
         async didResolveOperation({ document, operation, request }) {
           if (!operation) return;
+          const key = `${operation.name?.value ?? ''}\n${JSON.stringify(request.variables ?? {})}`;
+          if (passed.get(document)?.has(key)) return;
           enforceQueryLimits(getSchema(), document, operation, request.variables, limits);
+          let set = passed.get(document);
+          if (!set) passed.set(document, (set = new Set()));
+          if (set.size < 100) set.add(key);
         },
       };
     },

@@ -1,7 +1,9 @@
 import type { MigrationObject } from '@mikro-orm/core';
 import { Migration20261125000000Initial } from './Migration20261125000000_initial.js';
+import { Migration20261125000100CatalogueVersion } from './Migration20261125000100_catalogue_version.js';
 
 /** Every migration, in order. Listed explicitly so that the same list runs from src/ and dist/. */
 export const migrationsList: MigrationObject[] = [
   { name: 'Migration20261125000000_initial', class: Migration20261125000000Initial },
+  { name: 'Migration20261125000100_catalogue_version', class: Migration20261125000100CatalogueVersion },
 ];

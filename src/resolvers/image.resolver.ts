@@ -1,8 +1,9 @@
-import { Arg, Authorized, Ctx, ID, Int, Mutation, Query, Resolver } from 'type-graphql';
+import type { GraphQLResolveInfo } from 'graphql';
+import { Arg, Authorized, Ctx, ID, Info, Int, Mutation, Query, Resolver } from 'type-graphql';
 import { Image } from '../entities/index.js';
 import { Role } from '../graphql/auth-checker.js';
 import type { Context } from '../graphql/context.js';
-import { connectionTypes } from '../graphql/pagination.js';
+import { connectionTypes, selects } from '../graphql/pagination.js';
 import { CreateImageInput, UpdateImageInput } from './image.inputs.js';
 
 export const ImageConnection = connectionTypes('Image', Image);
@@ -20,8 +21,9 @@ export class ImageResolver {
     @Arg('first', () => Int, { nullable: true, defaultValue: 20 }) first: number,
     @Arg('after', () => String, { nullable: true }) after?: string,
     @Arg('search', () => String, { nullable: true }) search?: string,
+    @Info() info?: GraphQLResolveInfo,
   ) {
-    return ctx.services.images.list({ first, after, search });
+    return ctx.services.images.list({ first, after, search, withCount: selects(info!, 'totalCount') });
   }
 
   @Authorized(Role.ADMIN)

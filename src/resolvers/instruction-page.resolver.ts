@@ -2,6 +2,7 @@ import { Arg, Authorized, Ctx, FieldResolver, ID, Mutation, Query, Resolver, Roo
 import { InstructionPage, Lab } from '../entities/index.js';
 import { Role } from '../graphql/auth-checker.js';
 import type { Context } from '../graphql/context.js';
+import { idOf } from '../graphql/loaders.js';
 import { CreateInstructionPageInput, UpdateInstructionPageInput } from './lab.inputs.js';
 
 @Resolver(() => InstructionPage)
@@ -13,7 +14,7 @@ export class InstructionPageResolver {
 
   @FieldResolver(() => Lab, { description: 'The lab the page belongs to.' })
   lab(@Root() page: InstructionPage, @Ctx() ctx: Context) {
-    return ctx.loaders.lab.load(page.lab.id);
+    return ctx.loaders.lab.load(idOf(page.lab));
   }
 
   @Authorized(Role.ADMIN)

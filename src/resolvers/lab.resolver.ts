@@ -1,8 +1,10 @@
-import { Arg, Authorized, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
+import type { GraphQLResolveInfo } from 'graphql';
+import { Arg, Authorized, Ctx, FieldResolver, ID, Info, Int, Mutation, Query, Resolver, Root } from 'type-graphql';
 import { Image, InstructionPage, Lab, LabVm } from '../entities/index.js';
 import { Role } from '../graphql/auth-checker.js';
 import type { Context } from '../graphql/context.js';
-import { connectionTypes } from '../graphql/pagination.js';
+import { idOf } from '../graphql/loaders.js';
+import { connectionTypes, selects } from '../graphql/pagination.js';
 import { CreateLabInput, LabVmInput, UpdateLabInput } from './lab.inputs.js';
 
 export const LabConnection = connectionTypes('Lab', Lab);
@@ -23,8 +25,9 @@ export class LabResolver {
     @Arg('first', () => Int, { nullable: true, defaultValue: 20 }) first: number,
     @Arg('after', () => String, { nullable: true }) after?: string,
     @Arg('search', () => String, { nullable: true }) search?: string,
+    @Info() info?: GraphQLResolveInfo,
   ) {
-    return ctx.services.labs.list({ first, after, search });
+    return ctx.services.labs.list({ first, after, search, withCount: selects(info!, 'totalCount') });
   }
 
   @FieldResolver(() => [LabVm], { description: 'In the order they were added; the first one opens in VNC.', complexity: LIST_COST })
@@ -72,11 +75,11 @@ export class LabResolver {
 export class LabVmResolver {
   @FieldResolver(() => Image, { description: 'The image the VM starts from.' })
   async image(@Root() vm: LabVm, @Ctx() ctx: Context) {
-    return ctx.loaders.image.load(vm.image.id);
+    return ctx.loaders.image.load(idOf(vm.image));
   }
 
   @FieldResolver(() => Lab, { description: 'The lab this VM belongs to.' })
   async lab(@Root() vm: LabVm, @Ctx() ctx: Context) {
-    return ctx.loaders.lab.load(vm.lab.id);
+    return ctx.loaders.lab.load(idOf(vm.lab));
   }
 }

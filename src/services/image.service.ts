@@ -4,6 +4,7 @@ import { conflict, notFound } from '../graphql/errors.js';
 import type { Connection, PageArgs } from '../graphql/pagination.js';
 import { paginate } from '../graphql/pagination.js';
 import { parseId } from './ids.js';
+import { bumpCatalogueVersion } from './catalogue-version.js';
 import { searchFilter } from './search.js';
 
 export interface ImageData {
@@ -25,7 +26,7 @@ export class ImageService {
   }
 
   async list(args: PageArgs & { search?: string | null }): Promise<Connection<Image>> {
-    return paginate(this.em, Image, searchFilter(args.search, ['name', 'description']), args, this.maxPageSize);
+    return paginate(this.em, Image, searchFilter(args.search, ['name', 'description']), args, this.maxPageSize, { plain: true });
   }
 
   async create(data: ImageData): Promise<Image> {
@@ -38,6 +39,7 @@ export class ImageService {
       memory: data.memory ?? undefined,
     } as Image);
     await this.em.flush();
+    await bumpCatalogueVersion(this.em);
     return image;
   }
 
@@ -51,6 +53,7 @@ export class ImageService {
     if (data.cpuCores != null) image.cpuCores = data.cpuCores;
     if (data.memory != null) image.memory = data.memory;
     await this.em.flush();
+    await bumpCatalogueVersion(this.em);
     return image;
   }
 
@@ -61,6 +64,7 @@ export class ImageService {
     const users = await this.em.count(LabVm, { image: image.id });
     if (users > 0) throw conflict(`Image is used by ${users} lab VM(s); remove them first`);
     await this.em.remove(image).flush();
+    await bumpCatalogueVersion(this.em);
     return true;
   }
 

@@ -1,6 +1,7 @@
 import type { EntityManager } from '@mikro-orm/core';
 import { InstructionPage, Lab } from '../entities/index.js';
 import { notFound } from '../graphql/errors.js';
+import { bumpCatalogueVersion } from './catalogue-version.js';
 import { parseId } from './ids.js';
 
 export interface PageData {
@@ -32,6 +33,7 @@ export class InstructionPageService {
       position,
     } as unknown as InstructionPage);
     await this.em.flush();
+    await bumpCatalogueVersion(this.em);
     return page;
   }
 
@@ -42,6 +44,7 @@ export class InstructionPageService {
     if (data.content !== undefined) page.content = data.content;
     if (data.position != null) page.position = data.position;
     await this.em.flush();
+    await bumpCatalogueVersion(this.em);
     return page;
   }
 
@@ -49,6 +52,7 @@ export class InstructionPageService {
     const page = await this.em.findOne(InstructionPage, { id: parseId(id) });
     if (!page) throw notFound('InstructionPage', id);
     await this.em.remove(page).flush();
+    await bumpCatalogueVersion(this.em);
     return true;
   }
 }

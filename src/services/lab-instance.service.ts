@@ -47,7 +47,7 @@ export class LabInstanceService {
     if (f.labId) where.push({ lab: parseId(f.labId, 'filter.labId') });
     if (f.status?.length) where.push({ status: { $in: f.status } });
     const max = this.deps.config.graphql.maxPageSize;
-    return paginate(this.em, LabInstance, where.length ? { $and: where } : {}, args, max, { field: 'id', direction: 'desc' });
+    return paginate(this.em, LabInstance, where.length ? { $and: where } : {}, args, max, { sort: { field: 'id', direction: 'desc' } });
   }
 
   /**

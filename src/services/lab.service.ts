@@ -3,6 +3,7 @@ import { Image, InstructionPage, Lab, LabInstance, LabInstanceStatus, LabVm } fr
 import { badInput, conflict, notFound } from '../graphql/errors.js';
 import { paginate, type Connection, type PageArgs } from '../graphql/pagination.js';
 import { parseId } from './ids.js';
+import { bumpCatalogueVersion } from './catalogue-version.js';
 import { searchFilter } from './search.js';
 
 export interface LabData {
@@ -36,7 +37,7 @@ export class LabService {
   }
 
   async list(args: PageArgs & { search?: string | null }): Promise<Connection<Lab>> {
-    return paginate(this.em, Lab, searchFilter(args.search, ['name', 'description']), args, this.maxPageSize);
+    return paginate(this.em, Lab, searchFilter(args.search, ['name', 'description']), args, this.maxPageSize, { plain: true });
   }
 
   /** Creates the lab and its VMs in one transaction: all or nothing. */
@@ -60,6 +61,7 @@ export class LabService {
         em.create(LabVm, { name: vm.name, lab, image: images[i] } as unknown as LabVm);
       }
       await em.flush();
+      await bumpCatalogueVersion(em);
       return lab;
     });
   }
@@ -71,6 +73,7 @@ export class LabService {
     if (data.description != null) lab.description = data.description.trim();
     if (data.instanceLifetimeMinutes !== undefined) lab.instanceLifetimeMinutes = data.instanceLifetimeMinutes;
     await this.em.flush();
+    await bumpCatalogueVersion(this.em);
     return lab;
   }
 
@@ -84,6 +87,7 @@ export class LabService {
       await em.nativeDelete(LabVm, { lab: lab.id });
       await em.nativeDelete(InstructionPage, { lab: lab.id });
       await em.nativeDelete(Lab, { id: lab.id });
+      await bumpCatalogueVersion(em);
     });
     return true;
   }
@@ -96,6 +100,7 @@ export class LabService {
     }
     const labVm = this.em.create(LabVm, { name: vm.name, lab, image } as unknown as LabVm);
     await this.em.flush();
+    await bumpCatalogueVersion(this.em);
     return labVm;
   }
 
@@ -103,6 +108,7 @@ export class LabService {
     const vm = await this.em.findOne(LabVm, { id: parseId(id) });
     if (!vm) throw notFound('LabVm', id);
     await this.em.remove(vm).flush();
+    await bumpCatalogueVersion(this.em);
     return true;
   }
 

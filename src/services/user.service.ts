@@ -68,7 +68,7 @@ export class UserService {
     const order = args.orderBy ?? { field: UserOrderField.ID, direction: OrderDirection.ASC };
     const direction = order.direction === OrderDirection.DESC ? 'desc' : 'asc';
     const sort: SortKey = { ...SORT_FIELDS[order.field], direction };
-    return paginate(this.em, User, this.where(viewer, args.filter), args, this.maxPageSize, sort);
+    return paginate(this.em, User, this.where(viewer, args.filter), args, this.maxPageSize, { sort });
   }
 
   /** @throws NOT_FOUND for a missing user and, for non-admins, for anyone but themselves. */
