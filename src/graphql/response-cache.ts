@@ -31,7 +31,9 @@ export function catalogueCachePlugin(orm: Orm, maxEntries: number): ApolloServer
       return {
         async responseForOperation({ operation, request, contextValue }) {
           if (maxEntries <= 0 || !isCatalogueOnly(operation)) return null;
-          version = await readCatalogueVersion(contextValue.em);
+          // Without the version there is no safe answer from memory: execute (and fail, if the database is gone, the usual way).
+          version = await readCatalogueVersion(contextValue.em).catch(() => undefined);
+          if (!version) return null;
           key = `${request.operationName ?? ''}\n${JSON.stringify(request.variables ?? {})}\n${request.query}`;
           const hit = cache.get(key);
           if (!hit || hit.version !== version) return null;
