@@ -116,6 +116,22 @@ describe.each(ENGINES)('live status on %s', (engine) => {
     for (const s of [anonymous, stranger, byAdmin, feed]) s.close();
   });
 
+  it('refuses new subscriptions on an open connection once its session is revoked', async () => {
+    const session = await createUser(server, { isTrusted: true });
+    const { startLab } = await session.client.ok(StartLabDocument, { labId });
+    const client = graphqlWsClient(server.wsUrl, session.token);
+    const before = subscribeGraphqlWs(client, LabInstanceStatusDocument, { id: startLab.labInstance.id });
+    await before.until((e) => e.length === 1);
+    await session.client.ok('mutation { logout }');
+    const after = subscribeGraphqlWs(client, LabInstanceStatusDocument, { id: startLab.labInstance.id });
+    await eventually(() => expect(after.errors).toHaveLength(1));
+    expect(JSON.stringify(after.errors)).toContain('UNAUTHENTICATED');
+    before.close();
+    await client.dispose();
+    await owner.client.ok(StopLabInstanceDocument, { id: startLab.labInstance.id }).catch(() => undefined);
+    await admin.client.ok(StopLabInstanceDocument, { id: startLab.labInstance.id });
+  });
+
   it('loses no transition when the watches drop in the middle of a start', async () => {
     const { id, sub } = await startAndFollow((id) => subscribeGraphqlWs(graphqlWsClient(server.wsUrl, owner.token), LabInstanceStatusDocument, { id }));
     cluster.faults.dropWatches();

@@ -60,6 +60,17 @@ export async function buildContext(deps: AppDeps, input: ContextInput): Promise<
   return ctx;
 }
 
+/**
+ * For contexts that outlive a request (one per WebSocket connection): false once the session behind
+ * the viewer has been revoked or has expired, or the account deactivated.
+ */
+export async function sessionStillValid(deps: AppDeps, ctx: Context): Promise<boolean> {
+  if (!ctx.viewer) return true;
+  const em = deps.orm.em.fork();
+  const session = await em.findOne(Session, { id: ctx.viewer.sessionId }, { populate: ['user'] });
+  return Boolean(session && !session.revokedAt && session.expiresAt.getTime() > Date.now() && session.user.getEntity().isActive);
+}
+
 async function authenticate(
   deps: AppDeps,
   em: EntityManager,

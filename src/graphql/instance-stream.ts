@@ -13,7 +13,13 @@ export interface StreamOptions {
   congested?: () => boolean;
 }
 
-const signature = (s: InstanceSnapshot) => JSON.stringify([s.status, s.statusMessage, s.vms, s.expiresAt, s.stoppedAt]);
+/** Computed once per snapshot: one snapshot object reaches every subscriber of its instance. */
+const signatures = new WeakMap<InstanceSnapshot, string>();
+function signature(s: InstanceSnapshot): string {
+  let sig = signatures.get(s);
+  if (sig === undefined) signatures.set(s, (sig = JSON.stringify([s.status, s.statusMessage, s.vms, s.expiresAt, s.stoppedAt])));
+  return sig;
+}
 
 /**
  * A subscription's event stream with bounded memory: pending events are coalesced per instance

@@ -4,7 +4,6 @@ import {
   execute,
   GraphQLError,
   parse,
-  subscribe,
   validate,
   type DocumentNode,
   type ExecutionResult,
@@ -15,12 +14,15 @@ import { useServer } from 'graphql-ws/use/ws';
 import { SubscriptionServer } from 'subscriptions-transport-ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { AppDeps } from '../services/index.js';
-import { buildContext } from './context.js';
+import { buildContext, sessionStillValid, type Context } from './context.js';
 import { formatError } from './errors.js';
 import { enforceQueryLimits } from './limits.js';
+import { sharedSubscribe } from './shared-execution.js';
 
 /** A socket with more unsent bytes than this makes its subscriptions wait (and coalesce). */
 const HIGH_WATER_BYTES = 1 << 20;
+/** Parsed and validated documents kept, by query text. */
+const DOCUMENT_CACHE_SIZE = 500;
 
 export interface WebSocketServers {
   /** Closes every client connection and both servers. */
@@ -35,46 +37,83 @@ function authorizationOf(params: unknown): string | null {
   return typeof value === 'string' ? value : null;
 }
 
-function prepare(schema: GraphQLSchema, deps: AppDeps, query: unknown, variables: unknown, operationName?: string | null) {
-  if (typeof query !== 'string') throw new GraphQLError('query must be a string', { extensions: { code: 'BAD_USER_INPUT' } });
-  const document: DocumentNode = parse(query);
-  const errors = validate(schema, document);
-  if (errors.length) return { errors };
-  const operation = document.definitions.find(
+type Prepared = { document: DocumentNode; errors?: undefined } | { errors: readonly GraphQLError[]; document?: undefined };
+
+/**
+ * Parses (without source locations, to keep subscriptions small) and validates once per query text;
+ * thousands of subscribers of one query share one document. The limits are checked every time
+ * (they depend on the variables).
+ */
+function documentCache(schema: GraphQLSchema) {
+  const cache = new Map<string, Prepared>();
+  return (query: unknown): Prepared => {
+    if (typeof query !== 'string') throw new GraphQLError('query must be a string', { extensions: { code: 'BAD_USER_INPUT' } });
+    let prepared = cache.get(query);
+    if (!prepared) {
+      const document = parse(query, { noLocation: true });
+      const errors = validate(schema, document);
+      prepared = errors.length ? { errors } : { document };
+      if (cache.size >= DOCUMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
+      cache.set(query, prepared);
+    }
+    return prepared;
+  };
+}
+
+function operationOf(document: DocumentNode, operationName?: string | null): OperationDefinitionNode | undefined {
+  return document.definitions.find(
     (d): d is OperationDefinitionNode => d.kind === 'OperationDefinition' && (!operationName || d.name?.value === operationName),
   );
-  if (operation) enforceQueryLimits(schema, document, operation, variables as Record<string, unknown>, deps.config.graphql);
-  return { document };
 }
 
 const formatResult = (result: ExecutionResult) =>
   result.errors ? { ...result, errors: result.errors.map((e) => formatError(e.toJSON(), e)) } : result;
 
+const toGraphQLError = (err: unknown) => (err instanceof GraphQLError ? err : new GraphQLError((err as Error).message));
+
 /**
  * Subscriptions on /graphql over both subprotocols: `graphql-transport-ws` (graphql-ws) and the
  * legacy `graphql-ws` (subscriptions-transport-ws, what GraphQL Playground speaks). Both build their
- * context with the same function as HTTP, authenticated from the connection_init payload.
+ * context with the same function as HTTP, authenticated from the connection_init payload, once per
+ * connection: every operation of a socket shares it.
  */
 export function attachWebSockets(httpServer: Server, schema: GraphQLSchema, deps: AppDeps): WebSocketServers {
   const modern = new WebSocketServer({ noServer: true });
   const legacy = new WebSocketServer({ noServer: true });
-  const congestion = (socket: WebSocket) => () => socket.bufferedAmount > HIGH_WATER_BYTES;
+  const prepare = documentCache(schema);
+  const contexts = new WeakMap<WebSocket, Promise<Context>>();
+  /** One context per connection (its viewer, EntityManager and loaders), re-checked on every subscribe. */
+  const contextFor = async (socket: WebSocket, authorization: string | null, ip?: string): Promise<Context> => {
+    const cached = contexts.get(socket);
+    if (cached && (await sessionStillValid(deps, await cached))) return cached;
+    const context = buildContext(deps, { authorization, ip, congested: () => socket.bufferedAmount > HIGH_WATER_BYTES });
+    contexts.set(socket, context);
+    return context;
+  };
+  const limits = (document: DocumentNode, variables: unknown, operationName?: string | null) => {
+    const operation = operationOf(document, operationName);
+    if (operation) enforceQueryLimits(schema, document, operation, variables as Record<string, unknown>, deps.config.graphql);
+  };
 
   useServer(
     {
       schema,
-      context: (ctx) =>
-        buildContext(deps, {
-          authorization: authorizationOf(ctx.connectionParams),
-          ip: ctx.extra.request.socket.remoteAddress,
-          congested: congestion(ctx.extra.socket),
-        }) as never,
-      onSubscribe: (_ctx, _id, payload) => {
+      subscribe: sharedSubscribe as never,
+      onSubscribe: async (ctx, _id, payload) => {
         try {
-          const prepared = prepare(schema, deps, payload.query, payload.variables, payload.operationName);
+          const prepared = prepare(payload.query);
           if (prepared.errors) return prepared.errors;
+          limits(prepared.document, payload.variables, payload.operationName);
+          const contextValue = await contextFor(ctx.extra.socket, authorizationOf(ctx.connectionParams), ctx.extra.request.socket.remoteAddress);
+          return {
+            schema,
+            document: prepared.document,
+            variableValues: payload.variables ?? undefined,
+            operationName: payload.operationName ?? undefined,
+            contextValue,
+          };
         } catch (err) {
-          return [err instanceof GraphQLError ? err : new GraphQLError((err as Error).message)];
+          return [toGraphQLError(err)];
         }
       },
       onError: (_ctx, _id, _payload, errors) => errors.map((e) => formatError(e.toJSON(), e)),
@@ -88,14 +127,15 @@ export function attachWebSockets(httpServer: Server, schema: GraphQLSchema, deps
     {
       schema,
       execute: execute as never,
-      subscribe: subscribe as never,
+      subscribe: sharedSubscribe as never,
       keepAlive: deps.config.graphql.keepAliveMs,
       onConnect: (params: unknown) => ({ authorization: authorizationOf(params) }),
       onOperation: async (message: { payload: Record<string, unknown> }, params: Record<string, any>, socket: WebSocket) => {
-        const prepared = prepare(schema, deps, message.payload.query, message.payload.variables, message.payload.operationName as string);
+        const prepared = prepare(message.payload.query);
         if (prepared.errors) throw { errors: prepared.errors.map((e) => formatError(e.toJSON(), e)) };
-        const context = await buildContext(deps, { authorization: params.context?.authorization, congested: congestion(socket) });
-        return { ...params, context, formatResponse: formatResult };
+        limits(prepared.document, message.payload.variables, message.payload.operationName as string);
+        const context = await contextFor(socket, params.context?.authorization ?? null);
+        return { ...params, query: prepared.document, context, formatResponse: formatResult };
       },
     },
     legacy,

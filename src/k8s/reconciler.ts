@@ -14,6 +14,9 @@ const KINDS: WatchedKind[] = ['namespaces', 'pods', 'virtualmachineinstances'];
 /** Longer than any watch lag: a namespace missing from the cache for an instance this old is gone. */
 const ABSENCE_GRACE_MS = 60_000;
 
+/** Conditional updates sent at once while reconciling a batch. */
+const WRITE_CONCURRENCY = 8;
+
 /**
  * Keeps every lab instance's status and VMs in line with the cluster (kubebuilder's reconcile
  * loop): one informer per kind feeds a set of dirty instance ids; each is re-derived from the caches,
@@ -129,7 +132,11 @@ export class Reconciler {
     const em = this.orm.em.fork();
     for (let i = 0; i < ids.length; i += 500) {
       const rows = await em.find(LabInstance, { id: { $in: ids.slice(i, i + 500) } });
-      for (const row of rows) await this.reconcile(em, row);
+      // Several writes in flight at once (the pool has several connections): a burst of hundreds of
+      // instances is not hundreds of round trips one after the other.
+      for (let j = 0; j < rows.length; j += WRITE_CONCURRENCY) {
+        await Promise.all(rows.slice(j, j + WRITE_CONCURRENCY).map((row) => this.reconcile(em, row)));
+      }
     }
   }
 
@@ -183,7 +190,6 @@ export class Reconciler {
       );
       if (!updated) {
         // Someone else wrote first (another replica or a mutation): read again next round.
-        em.clear();
         this.touch(row.id);
         return;
       }

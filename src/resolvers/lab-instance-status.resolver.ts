@@ -4,6 +4,7 @@ import { requireViewer } from '../graphql/auth-checker.js';
 import type { Context } from '../graphql/context.js';
 import { completesAfterStopped, instanceStream } from '../graphql/instance-stream.js';
 import { snapshotOf, ACTIVE_STATUSES, type InstanceSnapshot } from '../services/instance-events.js';
+import { findVisibleInstance } from '../services/lab-instance.service.js';
 import { LabInstanceStatusEvent } from './lab-instance.types.js';
 
 /** A LabInstance-shaped object from a snapshot, so that its field resolvers work without a query. */
@@ -25,7 +26,8 @@ function toEvent(s: InstanceSnapshot): LabInstanceStatusEvent {
 
 async function subscribeOne({ args, context }: ResolverData<Context>) {
   const viewer = requireViewer(context);
-  const row = await context.services.instances.getVisible(viewer, String(args.id));
+  // A fresh EntityManager: the connection's own one may hold an older copy of this row.
+  const row = await findVisibleInstance(context.em.fork(), viewer, String(args.id));
   return instanceStream(context.events, {
     instanceId: row.id,
     visible: () => true,
@@ -38,7 +40,7 @@ async function subscribeOne({ args, context }: ResolverData<Context>) {
 async function subscribeAll({ context }: ResolverData<Context>) {
   const viewer = requireViewer(context);
   const where = viewer.isAdmin ? { status: { $in: ACTIVE_STATUSES } } : { status: { $in: ACTIVE_STATUSES }, user: viewer.id };
-  const rows = await context.em.find(LabInstance, where, { orderBy: { id: 'asc' } });
+  const rows = await context.em.fork().find(LabInstance, where, { orderBy: { id: 'asc' } });
   return instanceStream(context.events, {
     visible: (s) => viewer.isAdmin || s.userId === viewer.id,
     initial: rows.map(snapshotOf),

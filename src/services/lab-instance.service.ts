@@ -33,10 +33,8 @@ export class LabInstanceService {
   ) {}
 
   /** The instance if the viewer may see it (owner or admin); NOT_FOUND otherwise, as for a missing one. */
-  async getVisible(viewer: User, id: string, field = 'id'): Promise<LabInstance> {
-    const instance = await this.em.findOne(LabInstance, { id: parseId(id, field) });
-    if (!instance || (!viewer.isAdmin && instance.user.id !== viewer.id)) throw notFound('LabInstance', id);
-    return instance;
+  getVisible(viewer: User, id: string, field = 'id'): Promise<LabInstance> {
+    return findVisibleInstance(this.em, viewer, id, field);
   }
 
   async list(viewer: User, args: PageArgs & { filter?: InstanceFilter | null }): Promise<Connection<LabInstance>> {
@@ -159,6 +157,13 @@ export class LabInstanceService {
     await this.em.flush();
     this.deps.events.publish(snapshotOf(instance));
   }
+}
+
+/** See LabInstanceService.getVisible; usable with any EntityManager (subscriptions read through a fresh one). */
+export async function findVisibleInstance(em: EntityManager, viewer: User, id: string, field = 'id'): Promise<LabInstance> {
+  const instance = await em.findOne(LabInstance, { id: parseId(id, field) });
+  if (!instance || (!viewer.isAdmin && instance.user.id !== viewer.id)) throw notFound('LabInstance', id);
+  return instance;
 }
 
 /**
