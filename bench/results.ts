@@ -111,7 +111,7 @@ function reading(r: BenchReport): string {
   limit. During the baseline run the whole machine was ${fmt.pct(c.baseline.cpu[MACHINE])} busy.
 - Subscriptions: at ${fmt.int(big.subscribers)} subscribers (${fmt.int(big.sockets)} sockets) the p99 of ${fmt.ms(big.latency.p99)} is
   ${fmt.ms(big.toPublish.p99)} from the burst until the server published READY (the event's \`at\`) and ${fmt.ms(big.delivery.p99)} from
-  there to the client. \`readyAll()\` itself, the simulated cluster's work in the server process, took ${fmt.ms(big.burst.readyAllMs)} of it.
+  there to the client. \`readyAll()\` itself, in the simulated cluster's own process, took ${fmt.ms(big.burst.readyAllMs)}.
   With ${fmt.int(small.subscribers)} subscribers the same burst took ${fmt.ms(small.toPublish.p99)} (p99) to publish. The reconciler has the
   same ${r.subscriptionOptions.instances} instances to derive and write whatever N; what grows with N is the work of the same event loop
   delivering each event to each subscriber while the reconciler is still publishing.
@@ -158,7 +158,7 @@ measuring. Both use a pool of 10 PostgreSQL connections (the server's default \`
 Requests/s is autocannon's mean of per-second samples; its latencies have 1 ms resolution.
 
 **Subscriptions (issue 5).** For each N: a fresh database and server process (\`createApp\`, simulated
-cluster in-process, production mode); ${s.users} trusted users log in with the \`login\` mutation, then
+cluster in a process of its own, reached over HTTP in \`proxy\` mode as a real API server would be, production mode); ${s.users} trusted users log in with the \`login\` mutation, then
 start ${s.instances} lab instances (${s.instances / s.users} each, a lab of 3 VMs) with \`startLab\`, with the simulated
 cluster's automatic progress off, so every instance waits in STARTING. N subscribers, N/${s.instances} per
 instance, each subscription authenticated as the instance's owner, are opened over raw \`ws\` sockets speaking
@@ -167,7 +167,7 @@ operations share a socket, as graphql-ws allows; the table gives sockets x opera
 \`${STATUS_SUBSCRIPTION}\`.
 Idle memory: the server process's \`process.memoryUsage()\` after three forced GCs, taken before the
 subscribers connect and 1 s after every subscription has received its first event (the current state);
-the difference divided by N. Then the bench calls \`cluster.readyAll()\` in the server process (every VMI
+the difference divided by N. Then the bench calls \`cluster.readyAll()\` in the cluster's process (every VMI
 Running, every pod Ready at once: 3 VMIs and 3 pods per instance) and waits until every subscription has
 received a READY event. Latency is taken per subscription from the moment just before \`readyAll()\` to
 the moment the subscriber's \`message\` handler runs (both read the same machine clock, with

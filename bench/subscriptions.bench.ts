@@ -96,12 +96,12 @@ async function startInstances(url: string, tokens: string[], labId: string, perU
 
 const pick = (m: NodeJS.MemoryUsage): MemoryUsage => ({ rss: m.rss, heapUsed: m.heapUsed, external: m.external });
 const memory = async (server: ServerChild) => pick(await server.call<NodeJS.MemoryUsage>('memory'));
-const watches = (server: ServerChild) => server.call<number>('cluster.openWatches');
+const watches = (cluster: ServerChild) => cluster.call<number>('cluster.openWatches');
 
 /** Starts the server, logs every user in and starts the instances, each waiting in STARTING. */
-async function setUp(server: ServerChild, env: Record<string, string>, fixtures: Fixtures, o: SubscriptionOptions) {
+async function setUp(server: ServerChild, cluster: ServerChild, env: Record<string, string>, fixtures: Fixtures, o: SubscriptionOptions) {
   const { url } = await server.call<{ url: string }>('app.start', { env });
-  await server.call('cluster.setAutoProgress', { enabled: false });
+  await cluster.call('cluster.setAutoProgress', { enabled: false });
   await waitUntilReady(url);
   const tokens = await mapLimit(fixtures.emails, 4, async (email) =>
     (await gql<{ login: { token: string } }>(url, LOGIN, { email, password: PASSWORD })).login.token,
@@ -112,7 +112,7 @@ async function setUp(server: ServerChild, env: Record<string, string>, fixtures:
 }
 
 /** Opens every subscription and measures what the idle subscribers cost the server. */
-async function connectIdle(server: ServerChild, pool: SubscriberPool, plans: SocketPlan[]) {
+async function connectIdle(server: ServerChild, cluster: ServerChild, pool: SubscriberPool, plans: SocketPlan[]) {
   const before = await memory(server);
   const usage = await server.call<Usage>('usage');
   const started = Date.now();
@@ -125,16 +125,16 @@ async function connectIdle(server: ServerChild, pool: SubscriberPool, plans: Soc
     heap: (idle.heapUsed + idle.external - before.heapUsed - before.external) / pool.operations,
     rss: (idle.rss - before.rss) / pool.operations,
   };
-  return { connectMs, connectElu, idle, perSubscription, watches: await watches(server), listeners: await server.call<number>('events.listeners') };
+  return { connectMs, connectElu, idle, perSubscription, watches: await watches(cluster), listeners: await server.call<number>('events.listeners') };
 }
 
 /** Turns every pod Ready at once and waits until every subscription has seen READY. */
-async function burst(server: ServerChild, pool: SubscriberPool, profileFile: string | undefined) {
+async function burst(server: ServerChild, cluster: ServerChild, pool: SubscriberPool, profileFile: string | undefined) {
   const messagesBefore = pool.nextMessages;
   const usage0 = await server.call<Usage>('usage');
   const clientElu0 = performance.eventLoopUtilization();
   if (profileFile) await server.call('profile.start');
-  const { t0, t1 } = await server.call<{ t0: number; t1: number }>('cluster.readyAll');
+  const { t0, t1 } = await cluster.call<{ t0: number; t1: number }>('cluster.readyAll');
   const timedOut = await pool.waitForAllReady(60_000).then(() => undefined, (err: Error) => err.message);
   const clientElu = performance.eventLoopUtilization(clientElu0).utilization;
   const usage1 = await server.call<Usage>('usage');
@@ -163,15 +163,22 @@ async function burst(server: ServerChild, pool: SubscriberPool, profileFile: str
   };
 }
 
-async function round(server: ServerChild, env: Record<string, string>, fixtures: Fixtures, o: SubscriptionOptions, plan: RoundPlan): Promise<RoundResult> {
-  const { url, tokens, instancesByUser } = await setUp(server, env, fixtures, o);
-  const watchesBefore = await watches(server);
+async function round(
+  server: ServerChild,
+  cluster: ServerChild,
+  env: Record<string, string>,
+  fixtures: Fixtures,
+  o: SubscriptionOptions,
+  plan: RoundPlan,
+): Promise<RoundResult> {
+  const { url, tokens, instancesByUser } = await setUp(server, cluster, env, fixtures, o);
+  const watchesBefore = await watches(cluster);
   const plans = planSockets(tokens, instancesByUser, plan.subscribers / o.instances, plan.operationsPerSocket);
   const pool = new SubscriberPool(url.replace(/^http/, 'ws'), STATUS_SUBSCRIPTION, plan.subscribers);
   try {
-    const idle = await connectIdle(server, pool, plans);
+    const idle = await connectIdle(server, cluster, pool, plans);
     const profile = o.profileDir && join(o.profileDir, `subscriptions-${plan.subscribers}x${plan.operationsPerSocket}.cpuprofile`);
-    const b = await burst(server, pool, profile);
+    const b = await burst(server, cluster, pool, profile);
     return {
       subscribers: plan.subscribers,
       sockets: pool.socketCount,
@@ -186,7 +193,7 @@ async function round(server: ServerChild, env: Record<string, string>, fixtures:
       toPublish: b.toPublish,
       delivery: b.delivery,
       eventsDelivered: b.eventsDelivered,
-      watches: { beforeSubscribers: watchesBefore, idle: idle.watches, afterBurst: await watches(server) },
+      watches: { beforeSubscribers: watchesBefore, idle: idle.watches, afterBurst: await watches(cluster) },
       listenersIdle: idle.listeners,
       burst: b.usage,
       errors: [...pool.errors.slice(0, 5), ...(b.timedOut ? [b.timedOut] : [])],
@@ -201,16 +208,21 @@ export async function runSubscriptionBench(postgresBaseUrl: string, o: Subscript
   for (const plan of o.rounds) {
     const db = await createDatabase(postgresBaseUrl, 'lo_bench_subs_');
     try {
-      const env = serverEnv(db.url);
+      // The simulated Kubernetes API runs in a process of its own, as a real API server would.
+      const cluster = await forkServer();
+      const { url: clusterUrl } = await cluster.call<{ url: string }>('cluster.start', { vmReadySeconds: 1 });
+      const api = new URL(clusterUrl);
+      const env = serverEnv(db.url, { KUBERNETES_MODE: 'proxy', KUBERNETES_SERVICE_HOST: api.hostname, KUBERNETES_SERVICE_PORT: api.port });
       const fixtures: Fixtures = await seedUsersAndLab(env, o.users, PASSWORD);
       const server = await forkServer();
       try {
         log(`${plan.subscribers} subscribers, ${plan.operationsPerSocket} per socket, over ${o.instances} instances`);
-        const result = await round(server, env, fixtures, o, plan);
+        const result = await round(server, cluster, env, fixtures, o, plan);
         log(`  READY p50 ${result.latency.p50.toFixed(1)} ms, p99 ${result.latency.p99.toFixed(1)} ms; ${(result.perSubscription.heap / 1024).toFixed(1)} KB heap per subscription`);
         results.push(result);
       } finally {
         await server.stop();
+        await cluster.stop();
       }
     } finally {
       await db.drop();

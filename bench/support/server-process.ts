@@ -11,6 +11,7 @@ import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { writeHeapSnapshot } from 'node:v8';
 import { createApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
+import { startSimulatedCluster, type SimulatedCluster } from '../../src/k8s/fake/index.js';
 import { createLogger } from '../../src/logger.js';
 import { startBaseline, type Baseline } from './baseline-server.js';
 import { now } from './stats.js';
@@ -27,11 +28,13 @@ interface Command {
 }
 
 let app: App | undefined;
+/** A simulated cluster of its own, when this process plays the Kubernetes API for a server elsewhere. */
+let standalone: SimulatedCluster | undefined;
 let baseline: Baseline | undefined;
 let profiler: Session | undefined;
 
 function cluster() {
-  const simulated = app?.deps.kubeConnection.simulated;
+  const simulated = standalone ?? app?.deps.kubeConnection.simulated;
   if (!simulated) throw new Error('no simulated cluster: start the app with KUBERNETES_MODE=simulated first');
   return simulated;
 }
@@ -49,6 +52,10 @@ const commands: Record<string, (args: Record<string, unknown>) => unknown> = {
   async 'app.start'(args) {
     app = await createApp(loadConfig(args.env as Record<string, string>), { logger: createLogger('silent') });
     return { url: await app.start() };
+  },
+  async 'cluster.start'(args) {
+    standalone = await startSimulatedCluster({ vmReadySeconds: Number(args.vmReadySeconds ?? 1) });
+    return { url: standalone.url };
   },
   async 'baseline.start'(args) {
     baseline = await startBaseline(String(args.postgresUrl), Number(args.poolMax), Number(args.pageSize));
@@ -99,6 +106,7 @@ function shutdown(): Promise<void> {
   stopping ??= (async () => {
     await app?.stop();
     await baseline?.close();
+    await standalone?.stop();
   })();
   return stopping;
 }

@@ -5,6 +5,7 @@ import { LabInstance, LabInstanceStatus } from '../entities/index.js';
 import type { Logger } from '../logger.js';
 import { ACTIVE_STATUSES, snapshotOf, type InstanceEvents } from '../services/instance-events.js';
 import { deriveState } from '../services/instance-state.js';
+import { writeInstanceStates, type StateWrite } from '../services/instance-writes.js';
 import { stopInstance, type LabInstanceDeps } from '../services/lab-instance.service.js';
 import { Informer, type KubeObject, type WatchedKind } from './informer.js';
 import { instanceIdOf, MANAGED_SELECTOR } from './templates/labels.js';
@@ -14,8 +15,6 @@ const KINDS: WatchedKind[] = ['namespaces', 'pods', 'virtualmachineinstances'];
 /** Longer than any watch lag: a namespace missing from the cache for an instance this old is gone. */
 const ABSENCE_GRACE_MS = 60_000;
 
-/** Conditional updates sent at once while reconciling a batch. */
-const WRITE_CONCURRENCY = 8;
 
 /**
  * Keeps every lab instance's status and VMs in line with the cluster (kubebuilder's reconcile
@@ -31,6 +30,7 @@ export class Reconciler {
   /** What this replica last published per instance, so that subscribers here see every change once. */
   private readonly published = new Map<number, string>();
   private stopped = false;
+  private readonly engine: 'sqlite' | 'postgres';
   /** Namespaces whose deletion this replica watched (or found missing on a relist). */
   private readonly goneNamespaces = new Set<string>();
 
@@ -40,6 +40,7 @@ export class Reconciler {
     private readonly config: Config,
     private readonly logger: Logger,
   ) {
+    this.engine = config.database.engine;
     const k = config.kubernetes;
     const options = {
       labelSelector: MANAGED_SELECTOR,
@@ -132,11 +133,7 @@ export class Reconciler {
     const em = this.orm.em.fork();
     for (let i = 0; i < ids.length; i += 500) {
       const rows = await em.find(LabInstance, { id: { $in: ids.slice(i, i + 500) } });
-      // Several writes in flight at once (the pool has several connections): a burst of hundreds of
-      // instances is not hundreds of round trips one after the other.
-      for (let j = 0; j < rows.length; j += WRITE_CONCURRENCY) {
-        await Promise.all(rows.slice(j, j + WRITE_CONCURRENCY).map((row) => this.reconcile(em, row)));
-      }
+      await this.reconcile(em, rows);
     }
   }
 
@@ -165,14 +162,40 @@ export class Reconciler {
     }
   }
 
-  private async reconcile(em: EntityManager, row: LabInstance): Promise<void> {
+  /**
+   * Derives every row's state, writes the changed ones in one batch (each only if its status is still
+   * what was read), then publishes: a burst of hundreds of instances is a few statements, not
+   * hundreds of round trips.
+   */
+  private async reconcile(em: EntityManager, rows: LabInstance[]): Promise<void> {
+    const writes: StateWrite[] = [];
+    for (const row of rows) {
+      const write = this.derive(row);
+      if (write) writes.push(write);
+    }
+    const written = writes.length ? await writeInstanceStates(em, this.engine, writes) : new Set<number>();
+    const byId = new Map(writes.map((w) => [w.id, w]));
+    for (const row of rows) {
+      const write = byId.get(row.id);
+      if (write && !written.has(row.id)) {
+        this.touch(row.id); // someone else wrote first (another replica or a mutation): read again
+        continue;
+      }
+      if (write) Object.assign(row, { status: write.status, statusMessage: write.statusMessage, vms: write.vms, updatedAt: write.updatedAt, stoppedAt: write.stoppedAt });
+      this.publishIfNew(row);
+    }
+  }
+
+  /** The write that brings the row in line with the watch caches, or undefined when it already is. */
+  private derive(row: LabInstance): StateWrite | undefined {
     const ns = row.namespace || undefined;
-    this.collectGarbage(row, ns ? this.informers.namespaces.get(undefined, ns) : undefined);
+    const namespace = ns ? this.informers.namespaces.get(undefined, ns) : undefined;
+    this.collectGarbage(row, namespace);
     const derived = deriveState({
       status: row.status,
       statusMessage: row.statusMessage ?? null,
       vmNames: row.vms.map((vm) => vm.name),
-      namespace: ns ? this.informers.namespaces.get(undefined, ns) : undefined,
+      namespace,
       namespaceGone: !ns || this.goneNamespaces.has(ns) || Date.now() - row.updatedAt.getTime() > ABSENCE_GRACE_MS,
       vmis: (name) => (ns ? this.informers.virtualmachineinstances.get(ns, name) : undefined),
       pods: ns ? this.informers.pods.inNamespace(ns) : [],
@@ -180,22 +203,17 @@ export class Reconciler {
     const vms = derived.vms.length ? derived.vms : row.vms;
     const changed =
       derived.status !== row.status || derived.statusMessage !== (row.statusMessage ?? null) || JSON.stringify(vms) !== JSON.stringify(row.vms);
-    if (changed) {
-      const now = new Date();
-      const stoppedAt = derived.status === LabInstanceStatus.STOPPED ? (row.stoppedAt ?? now) : row.stoppedAt;
-      const updated = await em.nativeUpdate(
-        LabInstance,
-        { id: row.id, status: row.status },
-        { status: derived.status, statusMessage: derived.statusMessage, vms, updatedAt: now, stoppedAt },
-      );
-      if (!updated) {
-        // Someone else wrote first (another replica or a mutation): read again next round.
-        this.touch(row.id);
-        return;
-      }
-      Object.assign(row, { status: derived.status, statusMessage: derived.statusMessage, vms, updatedAt: now, stoppedAt });
-    }
-    this.publishIfNew(row);
+    if (!changed) return undefined;
+    const now = new Date();
+    return {
+      id: row.id,
+      expectedStatus: row.status,
+      status: derived.status,
+      statusMessage: derived.statusMessage,
+      vms,
+      updatedAt: now,
+      stoppedAt: derived.status === LabInstanceStatus.STOPPED ? (row.stoppedAt ?? now) : (row.stoppedAt ?? null),
+    };
   }
 
   /**
