@@ -66,9 +66,17 @@ export async function buildContext(deps: AppDeps, input: ContextInput): Promise<
  */
 export async function sessionStillValid(deps: AppDeps, ctx: Context): Promise<boolean> {
   if (!ctx.viewer) return true;
-  const em = deps.orm.em.fork();
-  const session = await em.findOne(Session, { id: ctx.viewer.sessionId }, { populate: ['user'] });
-  return Boolean(session && !session.revokedAt && session.expiresAt.getTime() > Date.now() && session.user.getEntity().isActive);
+  const session = await deps.orm.em.fork().findOne(Session, { id: ctx.viewer.sessionId }, { populate: ['user'] });
+  return sessionProblem(session, ctx.viewer.user.id) === null;
+}
+
+/** Why a session no longer authenticates its user, or null while it does: the one place for these rules. */
+function sessionProblem(session: Session | null, userId: number): string | null {
+  const user = session?.user.getEntity();
+  if (!session || !user || user.id !== userId) return 'session ended';
+  if (session.revokedAt || session.expiresAt.getTime() <= Date.now()) return 'session ended';
+  if (!user.isActive) return 'account deactivated';
+  return null;
 }
 
 async function authenticate(
@@ -82,13 +90,9 @@ async function authenticate(
   const claims = await deps.sessionTokens.verify(match[1]);
   if ('invalid' in claims) return { viewer: null, authError: `Bearer token refused: ${claims.invalid}` };
   const session = await em.findOne(Session, { id: claims.sessionId }, { populate: ['user'] });
-  const user = session?.user.getEntity();
-  if (!session || !user || user.id !== claims.userId) return { viewer: null, authError: 'Bearer token refused: session ended' };
-  if (session.revokedAt || session.expiresAt.getTime() <= Date.now()) {
-    return { viewer: null, authError: 'Bearer token refused: session ended' };
-  }
-  if (!user.isActive) return { viewer: null, authError: 'Bearer token refused: account deactivated' };
-  return { viewer: { user, sessionId: session.id }, authError: null };
+  const problem = sessionProblem(session, claims.userId);
+  if (problem) return { viewer: null, authError: `Bearer token refused: ${problem}` };
+  return { viewer: { user: session!.user.getEntity(), sessionId: session!.id }, authError: null };
 }
 
 export type { AppDeps, Orm };
