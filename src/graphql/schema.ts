@@ -3,6 +3,7 @@ import type { GraphQLSchema } from 'graphql';
 import { DateTimeResolver } from 'graphql-scalars';
 import { buildSchema, type PubSub } from 'type-graphql';
 import { resolvers } from '../resolvers/index.js';
+import { eventResolvers } from '../resolvers/lab-instance-status.resolver.js';
 import { authChecker } from './auth-checker.js';
 
 /**
@@ -18,7 +19,7 @@ const unusedPubSub: PubSub = {
 
 /** Builds the executable schema from the resolver list. Pure: writes nothing to disk. */
 export async function buildAppSchema(pubSub: PubSub = unusedPubSub): Promise<GraphQLSchema> {
-  return buildSchema({
+  const schema = await buildSchema({
     resolvers: [...resolvers] as never,
     authChecker,
     authMode: 'error',
@@ -26,4 +27,7 @@ export async function buildAppSchema(pubSub: PubSub = unusedPubSub): Promise<Gra
     validate: { forbidUnknownValues: false, stopAtFirstError: true },
     pubSub,
   });
+  const subscriptions = schema.getSubscriptionType()?.getFields() ?? {};
+  for (const [name, resolve] of Object.entries(eventResolvers)) subscriptions[name].resolve = (snapshot) => resolve(snapshot);
+  return schema;
 }

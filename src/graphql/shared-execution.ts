@@ -1,14 +1,37 @@
-import { createSourceEventStream, execute, type ExecutionArgs, type ExecutionResult } from 'graphql';
+import { createSourceEventStream, execute, GraphQLError, type ExecutionArgs, type ExecutionResult, type FormattedExecutionResult } from 'graphql';
+import type { WebSocket } from 'ws';
 import type { Context } from './context.js';
+import { formatError } from './errors.js';
+import type { Fanout, PayloadOf } from './fanout.js';
+import type { InstanceStream } from './instance-stream.js';
 
-type Results = Map<string, Promise<ExecutionResult> | ExecutionResult>;
+/** Where a graphql-transport-ws subscription's messages may be written directly (see Fanout). */
+export const PUSH_TARGET = Symbol('push target');
+
+export interface PushTarget {
+  fanout: Fanout;
+  socket: WebSocket;
+  /** The subscription's id in the protocol. */
+  id: string;
+}
+
+export type SubscribeArgs = ExecutionArgs & { [PUSH_TARGET]?: PushTarget };
+
+/** Errors masked and coded as on HTTP. */
+export const formatResult = (result: ExecutionResult): FormattedExecutionResult =>
+  result.errors ? { ...result, errors: result.errors.map((e) => formatError(e.toJSON(), e)) } : result;
+
+interface Shared {
+  result: Promise<ExecutionResult> | ExecutionResult;
+  json?: Promise<string> | string;
+}
 
 /**
  * graphql-js executes a subscription's selection once per event per subscriber. Events here are
  * shared objects (one snapshot for every listener), so subscribers with the same document,
- * variables and viewer get the same result: it is executed once per event and shared.
+ * variables and viewer get the same result: it is executed (and serialised) once per event and shared.
  */
-const byEvent = new WeakMap<object, Results>();
+const byEvent = new WeakMap<object, Map<string, Shared>>();
 
 function viewerKey(context: unknown): string {
   const user = (context as Context | undefined)?.viewer?.user;
@@ -23,25 +46,62 @@ function documentId(document: object): number {
   return id;
 }
 
-function executeShared(args: ExecutionArgs, event: unknown): Promise<ExecutionResult> | ExecutionResult {
-  if (typeof event !== 'object' || event === null) return execute({ ...args, rootValue: event });
-  let results = byEvent.get(event);
-  if (!results) byEvent.set(event, (results = new Map()));
-  const key = `${documentId(args.document)}\n${args.operationName ?? ''}\n${JSON.stringify(args.variableValues ?? {})}\n${viewerKey(args.contextValue)}`;
-  let result = results.get(key);
-  if (!result) results.set(key, (result = execute({ ...args, rootValue: event })));
-  return result;
+/** What makes two subscriptions' results equal for the same event; computed once per subscription. */
+function executionKey(args: ExecutionArgs): string {
+  return `${documentId(args.document)}\n${args.operationName ?? ''}\n${JSON.stringify(args.variableValues ?? {})}\n${viewerKey(args.contextValue)}`;
 }
 
-/** Drop-in for graphql-js `subscribe` that shares each event's execution among equal subscribers. */
-export async function sharedSubscribe(args: ExecutionArgs): Promise<AsyncGenerator<ExecutionResult> | ExecutionResult> {
+function shared(args: ExecutionArgs, key: string, event: object): Shared {
+  let results = byEvent.get(event);
+  if (!results) byEvent.set(event, (results = new Map()));
+  let entry = results.get(key);
+  if (!entry) results.set(key, (entry = { result: execute({ ...args, rootValue: event }) }));
+  return entry;
+}
+
+function sharedJson(args: ExecutionArgs, key: string, event: object): Promise<string> | string {
+  const entry = shared(args, key, event);
+  if (entry.json === undefined) {
+    const { result } = entry;
+    const stringify = (r: ExecutionResult) => JSON.stringify(formatResult(r));
+    if (result instanceof Promise) {
+      const json = result.then(stringify, (err: Error) => stringify({ errors: [new GraphQLError(err.message, { originalError: err })] }));
+      entry.json = json;
+      void json.then((text) => (entry.json = text)); // later readers get the string itself
+    } else {
+      entry.json = stringify(result);
+    }
+  }
+  return entry.json;
+}
+
+/** Each event's `next` payload, as JSON, for subscriptions with these arguments. */
+export function payloadsOf(args: ExecutionArgs): PayloadOf {
+  const key = executionKey(args);
+  return (event) => sharedJson(args, key, event);
+}
+
+const isInstanceStream = (stream: object): stream is InstanceStream =>
+  typeof (stream as Partial<InstanceStream>).take === 'function' && typeof (stream as Partial<InstanceStream>).onPending === 'function';
+
+/**
+ * Drop-in for graphql-js `subscribe` that shares each event's execution among equal subscribers.
+ * With a push target (graphql-transport-ws), the fan-out writes the messages; otherwise (the legacy
+ * protocol) the returned iterator yields each event's shared result.
+ */
+export async function sharedSubscribe(args: SubscribeArgs): Promise<AsyncGenerator<ExecutionResult> | ExecutionResult> {
   const stream = await createSourceEventStream(args);
   if (!(Symbol.asyncIterator in stream)) return stream as ExecutionResult;
+  const target = args[PUSH_TARGET];
+  if (target && isInstanceStream(stream)) return target.fanout.attach(target.socket, target.id, stream, payloadsOf(args));
+  const key = executionKey(args);
   const source = stream as AsyncIterator<unknown> & AsyncIterable<unknown>;
-  const mapped: AsyncGenerator<ExecutionResult> = {
-    async next() {
+  const resultOf = (event: unknown) =>
+    typeof event === 'object' && event !== null ? shared(args, key, event).result : execute({ ...args, rootValue: event });
+  const mapped = {
+    async next(): Promise<IteratorResult<ExecutionResult, undefined>> {
       const item = await source.next();
-      return item.done ? { value: undefined, done: true } : { value: await executeShared(args, item.value), done: false };
+      return item.done ? { value: undefined, done: true } : { value: await resultOf(item.value), done: false };
     },
     async return() {
       await source.return?.();
@@ -54,6 +114,6 @@ export async function sharedSubscribe(args: ExecutionArgs): Promise<AsyncGenerat
     [Symbol.asyncIterator]() {
       return this;
     },
-  } as AsyncGenerator<ExecutionResult>;
-  return mapped;
+  };
+  return mapped as unknown as AsyncGenerator<ExecutionResult>;
 }

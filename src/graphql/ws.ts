@@ -6,7 +6,6 @@ import {
   parse,
   validate,
   type DocumentNode,
-  type ExecutionResult,
   type GraphQLSchema,
   type OperationDefinitionNode,
 } from 'graphql';
@@ -17,10 +16,9 @@ import type { AppDeps } from '../services/index.js';
 import { buildContext, sessionStillValid, type Context } from './context.js';
 import { formatError } from './errors.js';
 import { enforceQueryLimits } from './limits.js';
-import { sharedSubscribe } from './shared-execution.js';
+import { Fanout, HIGH_WATER_BYTES } from './fanout.js';
+import { formatResult, PUSH_TARGET, sharedSubscribe, type SubscribeArgs } from './shared-execution.js';
 
-/** A socket with more unsent bytes than this makes its subscriptions wait (and coalesce). */
-const HIGH_WATER_BYTES = 1 << 20;
 /** Parsed and validated documents kept, by query text. */
 const DOCUMENT_CACHE_SIZE = 500;
 
@@ -66,9 +64,6 @@ function operationOf(document: DocumentNode, operationName?: string | null): Ope
   );
 }
 
-const formatResult = (result: ExecutionResult) =>
-  result.errors ? { ...result, errors: result.errors.map((e) => formatError(e.toJSON(), e)) } : result;
-
 const toGraphQLError = (err: unknown) => (err instanceof GraphQLError ? err : new GraphQLError((err as Error).message));
 
 /**
@@ -81,6 +76,7 @@ export function attachWebSockets(httpServer: Server, schema: GraphQLSchema, deps
   const modern = new WebSocketServer({ noServer: true });
   const legacy = new WebSocketServer({ noServer: true });
   const prepare = documentCache(schema);
+  const fanout = new Fanout();
   const contexts = new WeakMap<WebSocket, Promise<Context>>();
   /** One context per connection (its viewer, EntityManager and loaders), re-checked on every subscribe. */
   const contextFor = async (socket: WebSocket, authorization: string | null, ip?: string): Promise<Context> => {
@@ -99,19 +95,21 @@ export function attachWebSockets(httpServer: Server, schema: GraphQLSchema, deps
     {
       schema,
       subscribe: sharedSubscribe as never,
-      onSubscribe: async (ctx, _id, payload) => {
+      onSubscribe: async (ctx, id, payload) => {
         try {
           const prepared = prepare(payload.query);
           if (prepared.errors) return prepared.errors;
           limits(prepared.document, payload.variables, payload.operationName);
           const contextValue = await contextFor(ctx.extra.socket, authorizationOf(ctx.connectionParams), ctx.extra.request.socket.remoteAddress);
-          return {
+          const args: SubscribeArgs = {
             schema,
             document: prepared.document,
             variableValues: payload.variables ?? undefined,
             operationName: payload.operationName ?? undefined,
             contextValue,
+            [PUSH_TARGET]: { fanout, socket: ctx.extra.socket, id },
           };
+          return args;
         } catch (err) {
           return [toGraphQLError(err)];
         }

@@ -1,6 +1,7 @@
-import { CoreV1Api, CustomObjectsApi, Watch, type KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../logger.js';
 import { KUBEVIRT_GROUP, KUBEVIRT_VERSION, VMI_PLURAL } from './templates/instance.js';
+import { watch } from './watch.js';
 
 export type WatchedKind = 'namespaces' | 'pods' | 'virtualmachineinstances';
 
@@ -154,7 +155,8 @@ export class Informer {
       timeoutSeconds: this.options.watchTimeoutSeconds,
     };
     this.armStallTimer(generation);
-    const controller = await new Watch(this.kubeConfig).watch(
+    const controller = await watch(
+      this.kubeConfig,
       PATHS[this.kind],
       query,
       (type, obj) => {

@@ -5,12 +5,20 @@ import { LabInstance, LabInstanceStatus } from '../entities/index.js';
 import type { Logger } from '../logger.js';
 import { ACTIVE_STATUSES, snapshotOf, type InstanceEvents } from '../services/instance-events.js';
 import { deriveState } from '../services/instance-state.js';
-import { writeInstanceStates, type StateWrite } from '../services/instance-writes.js';
+import { readInstanceRows, writeInstanceStates, type InstanceRow, type StateWrite } from '../services/instance-rows.js';
 import { stopInstance, type LabInstanceDeps } from '../services/lab-instance.service.js';
 import { Informer, type KubeObject, type WatchedKind } from './informer.js';
 import { instanceIdOf, MANAGED_SELECTOR } from './templates/labels.js';
 
 const KINDS: WatchedKind[] = ['namespaces', 'pods', 'virtualmachineinstances'];
+
+/** A flush waits until no event has arrived for this long... */
+const SETTLE_QUIET_MS = 5;
+/** ...but no longer than this after the first event it will handle. */
+const SETTLE_MAX_MS = 100;
+
+/** Rows per UPDATE statement; each batch is published as soon as it is written. */
+const WRITE_BATCH = 100;
 
 /** Longer than any watch lag: a namespace missing from the cache for an instance this old is gone. */
 const ABSENCE_GRACE_MS = 60_000;
@@ -25,7 +33,9 @@ export class Reconciler {
   readonly informers: Record<WatchedKind, Informer>;
   private readonly dirty = new Set<number>();
   private flushing: Promise<void> | undefined;
-  private scheduled = false;
+  private settleTimer: NodeJS.Timeout | undefined;
+  private firstTouch: number | undefined;
+  private lastTouch: number | undefined;
   private resyncTimer: NodeJS.Timeout | undefined;
   /** What this replica last published per instance, so that subscribers here see every change once. */
   private readonly published = new Map<number, string>();
@@ -91,6 +101,7 @@ export class Reconciler {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.resyncTimer);
+    clearTimeout(this.settleTimer);
     for (const kind of KINDS) this.informers[kind].stop();
     await this.flushing;
   }
@@ -111,19 +122,37 @@ export class Reconciler {
     void this.resync().catch((err) => this.logger.error('resync failed', { error: err }));
   }
 
+  /**
+   * Flushes once the events have settled: after SETTLE_QUIET_MS without a new one, or SETTLE_MAX_MS after
+   * the first unflushed one. A burst (hundreds of pods turning Ready, read from the watches over tens of
+   * milliseconds) is then derived, written and published in one pass, each instance once, rather than
+   * in many passes that each publish half-updated instances to every subscriber.
+   */
   private schedule(): void {
-    if (this.scheduled || this.stopped) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      if (this.flushing) {
-        void this.flushing.then(() => this.schedule());
-        return;
-      }
-      this.flushing = this.flush()
-        .catch((err) => this.logger.error('reconcile failed', { error: err }))
-        .finally(() => (this.flushing = undefined));
-    });
+    if (this.stopped) return;
+    const now = performance.now();
+    this.lastTouch = now;
+    this.firstTouch ??= now;
+    if (!this.settleTimer) this.settleTimer = setTimeout(() => this.settled(), SETTLE_QUIET_MS);
+  }
+
+  private settled(): void {
+    this.settleTimer = undefined;
+    if (this.stopped) return;
+    const now = performance.now();
+    const quietFor = now - (this.lastTouch ?? now);
+    if (quietFor < SETTLE_QUIET_MS && now - (this.firstTouch ?? now) < SETTLE_MAX_MS) {
+      this.settleTimer = setTimeout(() => this.settled(), SETTLE_QUIET_MS - quietFor);
+      return;
+    }
+    if (this.flushing) return; // the running flush settles again when it ends
+    this.firstTouch = undefined;
+    this.flushing = this.flush()
+      .catch((err) => this.logger.error('reconcile failed', { error: err }))
+      .finally(() => {
+        this.flushing = undefined;
+        if (this.dirty.size && this.synced) this.schedule(); // what arrived during the flush
+      });
   }
 
   private async flush(): Promise<void> {
@@ -131,10 +160,8 @@ export class Reconciler {
     const ids = [...this.dirty];
     this.dirty.clear();
     const em = this.orm.em.fork();
-    for (let i = 0; i < ids.length; i += 500) {
-      const rows = await em.find(LabInstance, { id: { $in: ids.slice(i, i + 500) } });
-      await this.reconcile(em, rows);
-    }
+    const rows = await readInstanceRows(em, this.engine, ids);
+    await this.reconcile(em, rows);
   }
 
   /** All active instances: catches what events alone cannot (other replicas' writes, expiry). */
@@ -163,31 +190,47 @@ export class Reconciler {
   }
 
   /**
-   * Derives every row's state, writes the changed ones in one batch (each only if its status is still
-   * what was read), then publishes: a burst of hundreds of instances is a few statements, not
-   * hundreds of round trips.
+   * Derives every row's state, then writes the changed ones in batches of WRITE_BATCH, all sent at
+   * once (each row written only if its status is still what was read), and publishes each batch as
+   * soon as it is written: a burst of hundreds of instances is a few statements, and the database
+   * writes the later batches while the first ones are fanned out to their subscribers.
    */
-  private async reconcile(em: EntityManager, rows: LabInstance[]): Promise<void> {
-    const writes: StateWrite[] = [];
+  private async reconcile(em: EntityManager, rows: InstanceRow[]): Promise<void> {
+    const changed: Array<{ row: InstanceRow; write: StateWrite }> = [];
     for (const row of rows) {
       const write = this.derive(row);
-      if (write) writes.push(write);
+      if (write) changed.push({ row, write });
+      else this.publishIfNew(row);
     }
-    const written = writes.length ? await writeInstanceStates(em, this.engine, writes) : new Set<number>();
-    const byId = new Map(writes.map((w) => [w.id, w]));
-    for (const row of rows) {
-      const write = byId.get(row.id);
-      if (write && !written.has(row.id)) {
-        this.touch(row.id); // someone else wrote first (another replica or a mutation): read again
+    const batches: Array<typeof changed> = [];
+    for (let i = 0; i < changed.length; i += WRITE_BATCH) batches.push(changed.slice(i, i + WRITE_BATCH));
+    const results = batches.map((batch) =>
+      writeInstanceStates(em, this.engine, batch.map((c) => c.write)).then(
+        (written) => ({ batch, written }),
+        (error: unknown) => ({ batch, error }),
+      ),
+    );
+    let failure: unknown;
+    for (const result of results) {
+      const outcome = await result;
+      if ('error' in outcome) {
+        failure ??= outcome.error;
         continue;
       }
-      if (write) Object.assign(row, { status: write.status, statusMessage: write.statusMessage, vms: write.vms, updatedAt: write.updatedAt, stoppedAt: write.stoppedAt });
-      this.publishIfNew(row);
+      for (const { row, write } of outcome.batch) {
+        if (!outcome.written.has(row.id)) {
+          this.touch(row.id); // someone else wrote first (another replica or a mutation): read again
+          continue;
+        }
+        Object.assign(row, { status: write.status, statusMessage: write.statusMessage, vms: write.vms, updatedAt: write.updatedAt, stoppedAt: write.stoppedAt });
+        this.publishIfNew(row);
+      }
     }
+    if (failure) throw failure;
   }
 
   /** The write that brings the row in line with the watch caches, or undefined when it already is. */
-  private derive(row: LabInstance): StateWrite | undefined {
+  private derive(row: InstanceRow): StateWrite | undefined {
     const ns = row.namespace || undefined;
     const namespace = ns ? this.informers.namespaces.get(undefined, ns) : undefined;
     this.collectGarbage(row, namespace);
@@ -220,7 +263,7 @@ export class Reconciler {
    * A namespace that should not exist any more (its instance is STOPPED, or its start failed and the
    * rollback's delete did not get through) is deleted again.
    */
-  private collectGarbage(row: LabInstance, namespace: KubeObject | undefined): void {
+  private collectGarbage(row: InstanceRow, namespace: KubeObject | undefined): void {
     if (!namespace || namespace.metadata.deletionTimestamp || namespace.status?.phase === 'Terminating') return;
     const failedStart = row.status === LabInstanceStatus.FAILED && row.statusMessage?.startsWith('Start failed');
     if (row.status !== LabInstanceStatus.STOPPED && !failedStart) return;
@@ -230,7 +273,7 @@ export class Reconciler {
     );
   }
 
-  private publishIfNew(row: LabInstance): void {
+  private publishIfNew(row: InstanceRow): void {
     const signature = JSON.stringify([row.status, row.statusMessage ?? null, row.vms]);
     if (this.published.get(row.id) === signature) return;
     this.published.set(row.id, signature);

@@ -67,4 +67,14 @@ export class LabInstanceStatusResolver {
   }
 }
 
+/**
+ * The subscriptions' resolve functions as plain functions. TypeGraphQL's wrapper validates a field's
+ * arguments asynchronously on every call, which would make every event's execution a promise; these
+ * only map the event (arguments were checked once, in subscribe), so the schema uses them as they are.
+ */
+export const eventResolvers: Record<string, (snapshot: InstanceSnapshot) => LabInstanceStatusEvent> = {
+  labInstanceStatus: toEvent,
+  labInstancesStatus: toEvent,
+};
+
 export { LabInstanceStatus };

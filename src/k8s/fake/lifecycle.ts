@@ -84,13 +84,13 @@ export class ClusterLifecycle {
       const ns = vmi.metadata.namespace ?? '';
       this.cancel(ns, vmi.metadata.name ?? '');
       if (phase !== 'Running' || !isReady(vmi)) {
-        this.store.update(VMIS, ns, vmi.metadata.name ?? '', (d) => {
+        this.store.updateStatus(VMIS, ns, vmi.metadata.name ?? '', (d) => {
           setPhase(d, 'Running');
           setCondition(d, 'Ready', true);
         });
       }
       for (const pod of this.podsOf(vmi)) {
-        if (!isReady(pod)) this.store.update(PODS, ns, pod.metadata.name ?? '', (d) => setPodReadiness(d, true));
+        if (!isReady(pod)) this.store.updateStatus(PODS, ns, pod.metadata.name ?? '', (d) => setPodReadiness(d, true));
       }
     }
   }
@@ -101,13 +101,13 @@ export class ClusterLifecycle {
     if (!pod) throw new Error(`no pod ${namespace}/${podName}`);
     const owner = this.ownerOf(pod);
     if (owner) this.cancel(namespace, owner.metadata.name ?? '');
-    this.store.update(PODS, namespace, podName, (d) => setPodReadiness(d, ready));
+    this.store.updateStatus(PODS, namespace, podName, (d) => setPodReadiness(d, ready));
   }
 
   setVmiPhase(namespace: string, name: string, phase: VmiPhase, message?: string): void {
     if (!this.store.get(VMIS, namespace, name)) throw new Error(`no VMI ${namespace}/${name}`);
     this.cancel(namespace, name);
-    this.store.update(VMIS, namespace, name, (d) => setPhase(d, phase, message));
+    this.store.updateStatus(VMIS, namespace, name, (d) => setPhase(d, phase, message));
   }
 
   stop(): void {
@@ -123,7 +123,7 @@ export class ClusterLifecycle {
     let podName = `virt-launcher-${name}-${randomSuffix()}`;
     while (this.store.get(PODS, ns, podName)) podName = `virt-launcher-${name}-${randomSuffix()}`;
     this.store.insert(PODS, buildLauncherPod(vmi, podName));
-    this.store.update(VMIS, ns, name, (d) => setPhase(d, 'Scheduling'));
+    this.store.updateStatus(VMIS, ns, name, (d) => setPhase(d, 'Scheduling'));
     const p: Progress = { uid: vmi.metadata.uid ?? '', namespace: ns, name, podName, step: 0 };
     this.progress.set(`${ns}/${name}`, p);
     this.scheduleNext(p);
@@ -146,17 +146,17 @@ export class ClusterLifecycle {
     }
     const hasPod = this.store.get(PODS, p.namespace, p.podName) !== undefined;
     const pod = (mutate: (d: KubeObject) => void): void => {
-      if (hasPod) this.store.update(PODS, p.namespace, p.podName, mutate);
+      if (hasPod) this.store.updateStatus(PODS, p.namespace, p.podName, mutate);
     };
     if (p.step === 0) {
       pod(schedulePod);
-      this.store.update(VMIS, p.namespace, p.name, (d) => setPhase(d, 'Scheduled'));
+      this.store.updateStatus(VMIS, p.namespace, p.name, (d) => setPhase(d, 'Scheduled'));
     } else if (p.step === 1) {
       pod(runPod);
-      this.store.update(VMIS, p.namespace, p.name, (d) => setPhase(d, 'Running'));
+      this.store.updateStatus(VMIS, p.namespace, p.name, (d) => setPhase(d, 'Running'));
     } else {
       pod((d) => setPodReadiness(d, true));
-      this.store.update(VMIS, p.namespace, p.name, (d) => setCondition(d, 'Ready', true));
+      this.store.updateStatus(VMIS, p.namespace, p.name, (d) => setCondition(d, 'Ready', true));
     }
     p.step++;
     if (p.step >= STEP_AT.length) this.progress.delete(`${p.namespace}/${p.name}`);
@@ -199,7 +199,7 @@ export class ClusterLifecycle {
     if (!vmi || phase === 'Failed' || phase === 'Succeeded') return;
     const name = vmi.metadata.name ?? '';
     this.cancel(vmi.metadata.namespace ?? '', name);
-    this.store.update(VMIS, vmi.metadata.namespace, name, (d) => setPhase(d, 'Failed', 'virt-launcher pod was deleted'));
+    this.store.updateStatus(VMIS, vmi.metadata.namespace, name, (d) => setPhase(d, 'Failed', 'virt-launcher pod was deleted'));
   }
 
   private terminateNamespace(ns: KubeObject): KubeObject {
@@ -208,7 +208,7 @@ export class ClusterLifecycle {
       throw conflict(NAMESPACES, name, 'The system is ensuring all content is removed from this namespace.  ' +
         'Upon completion, this namespace will automatically be purged by the system.');
     }
-    const updated = this.store.update(NAMESPACES, undefined, name, (d) => {
+    const updated = this.store.updateStatus(NAMESPACES, undefined, name, (d) => {
       d.metadata.deletionTimestamp = timestamp();
       d.status = { ...(d.status ?? {}), phase: 'Terminating' };
     }) as KubeObject;

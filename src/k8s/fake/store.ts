@@ -20,8 +20,17 @@ class ResourceTable {
   floor = 0;
 }
 
+let lastSecond = -1;
+let lastStamp = '';
+
+/** The API's timestamps have whole seconds; formatted once per second, as bursts ask thousands of times. */
 export function timestamp(): string {
-  return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const second = Math.floor(Date.now() / 1000);
+  if (second !== lastSecond) {
+    lastSecond = second;
+    lastStamp = new Date(second * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  }
+  return lastStamp;
 }
 
 /**
@@ -66,11 +75,35 @@ export class ObjectStore {
     return obj;
   }
 
-  /** Applies `mutate` to a copy of the stored object and stores the copy under a new resourceVersion. */
+  /** Applies `mutate` to a deep copy of the stored object and stores the copy under a new resourceVersion. */
   update(def: ResourceDef, namespace: string | undefined, name: string, mutate: (draft: KubeObject) => void): KubeObject | undefined {
+    return this.replace(def, namespace, name, (previous) => structuredClone(previous), mutate);
+  }
+
+  /**
+   * What a controller writing the status subresource does: like update(), but only `status` is deep-copied
+   * (metadata and spec are copied one level deep), so `mutate` may change status freely and must replace,
+   * not edit, anything nested in metadata or spec. A burst of thousands of status changes stays cheap.
+   */
+  updateStatus(def: ResourceDef, namespace: string | undefined, name: string, mutate: (draft: KubeObject) => void): KubeObject | undefined {
+    return this.replace(def, namespace, name, (previous) => ({
+      ...previous,
+      metadata: { ...previous.metadata },
+      spec: previous.spec && { ...previous.spec },
+      status: previous.status && (JSON.parse(JSON.stringify(previous.status)) as KubeObject['status']),
+    }), mutate);
+  }
+
+  private replace(
+    def: ResourceDef,
+    namespace: string | undefined,
+    name: string,
+    copy: (previous: KubeObject) => KubeObject,
+    mutate: (draft: KubeObject) => void,
+  ): KubeObject | undefined {
     const previous = this.get(def, namespace, name);
     if (!previous) return undefined;
-    const draft = structuredClone(previous);
+    const draft = copy(previous);
     mutate(draft);
     draft.apiVersion = apiVersionOf(def);
     draft.kind = def.kind;

@@ -19,6 +19,8 @@ interface Watcher extends WatchRequest {
   stalled: boolean;
   /** Lines held back while stalled; written, in order, when the stall ends, lost if the watch is dropped first. */
   pending: string[];
+  /** Lines of the current turn of the event loop, written together at its end (see write()). */
+  batch: string[];
   timer?: NodeJS.Timeout;
 }
 
@@ -47,7 +49,7 @@ export class WatchHub {
   open(req: WatchRequest, res: ServerResponse, resourceVersion: number | undefined, timeoutSeconds?: number): void {
     res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private' });
     res.flushHeaders();
-    const w: Watcher = { ...req, res, stalled: false, pending: [] };
+    const w: Watcher = { ...req, res, stalled: false, pending: [], batch: [] };
     if (resourceVersion === undefined || resourceVersion === 0) {
       for (const obj of this.store.list(req.def, req.namespace)) {
         if (req.selector.matches(obj)) this.write(w, this.line('ADDED', obj, w));
@@ -55,8 +57,7 @@ export class WatchHub {
     } else {
       const history = this.store.history(req.def, resourceVersion);
       if ('expired' in history) {
-        this.write(w, errorLine(tooOld(resourceVersion, history.oldest)));
-        res.end();
+        res.end(errorLine(tooOld(resourceVersion, history.oldest)));
         return;
       }
       for (const event of history.events) this.deliver(w, event);
@@ -91,6 +92,7 @@ export class WatchHub {
   setStalled(stalled: boolean): void {
     for (const w of this.select()) {
       if (stalled) {
+        this.flushBatch(w); // what was sent before the stall is not held back
         w.stalled = true;
         continue;
       }
@@ -128,7 +130,7 @@ export class WatchHub {
   /** Ends the response and forgets the watcher at once, so that no event is written after the end. */
   private finish(w: Watcher): void {
     this.unregister(w);
-    w.res.end(w.pending.splice(0).join(''));
+    w.res.end([...w.pending.splice(0), ...w.batch.splice(0)].join(''));
   }
 
   private select(resource?: string): Watcher[] {
@@ -168,10 +170,26 @@ export class WatchHub {
     return `{"type":"${type}","object":${json}}\n`;
   }
 
+  /**
+   * Queues a line for the watcher. Lines written in one synchronous burst (readyAll() changes
+   * thousands of objects) go out as one chunk at the end of the turn, as the API server's watch cache
+   * sends what it has; one HTTP chunk per event would cost more than the events themselves.
+   */
   private write(w: Watcher, line: string): void {
     if (w.res.writableEnded || w.res.destroyed) return;
-    if (w.stalled) w.pending.push(line);
-    else w.res.write(line);
+    if (w.stalled) {
+      w.pending.push(line);
+      return;
+    }
+    w.batch.push(line);
+    if (w.batch.length === 1) process.nextTick(() => this.flushBatch(w));
+  }
+
+  private flushBatch(w: Watcher): void {
+    const lines = w.batch.splice(0);
+    if (!lines.length || w.res.writableEnded || w.res.destroyed) return;
+    if (w.stalled) w.pending.push(...lines);
+    else w.res.write(lines.join(''));
   }
 
   private sendBookmarks(): void {
@@ -180,7 +198,7 @@ export class WatchHub {
       for (const w of set) {
         if (!w.allowBookmarks || w.stalled || w.res.writableEnded) continue;
         const object = { kind: w.def.kind, apiVersion: apiVersionOf(w.def), metadata: { resourceVersion: rv } };
-        w.res.write(`{"type":"BOOKMARK","object":${JSON.stringify(object)}}\n`);
+        this.write(w, `{"type":"BOOKMARK","object":${JSON.stringify(object)}}\n`);
       }
     }
   }
