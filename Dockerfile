@@ -31,6 +31,10 @@ COPY --from=build /app/dist ./dist
 RUN mkdir -p /data && chown node:node /data
 VOLUME ["/data"]
 USER node
+# A larger young generation: a burst of status changes fanned out to thousands of subscriptions
+# allocates tens of megabytes within milliseconds; with V8's default 16 MB semi-space that is several
+# scavenges in the middle of the burst (measured in bench/RESULTS.md, which runs with these options).
+ENV NODE_OPTIONS="--max-semi-space-size=64"
 EXPOSE 4000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 4000) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]

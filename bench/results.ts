@@ -54,10 +54,14 @@ function catalogueTables(c: CatalogueResult): string {
 function subscriptionTables(rounds: RoundResult[]): string {
   const ms = (n: number) => fmt.ms(n);
   const latency = markdownTable(
-    ['subscribers', 'sockets x operations', 'got READY', 'p50', 'p99', 'max', 'burst -> published, p99', 'published -> client, p99', 'next messages in burst'],
+    [
+      'subscribers', 'sockets x operations', 'got READY', 'event -> client, p50', 'p99', 'max', 'bare ws server, p99', 'p99 vs bare ws server',
+      'event -> published, p99', 'published -> client, p99', 'burst start -> client, p99', 'next messages in burst',
+    ],
     rounds.map((r) => [
       fmt.int(r.subscribers), `${fmt.int(r.sockets)} x ${r.operationsPerSocket}`, fmt.int(r.readyReceived),
-      ms(r.latency.p50), ms(r.latency.p99), ms(r.latency.max), ms(r.toPublish.p99), ms(r.delivery.p99), fmt.int(r.eventsDelivered),
+      ms(r.latency.p50), ms(r.latency.p99), ms(r.latency.max), ms(r.baseline.latency.p99), `${(r.latency.p99 / r.baseline.latency.p99).toFixed(2)}`,
+      ms(r.toPublish.p99), ms(r.delivery.p99), ms(r.fromBurstStart.p99), fmt.int(r.eventsDelivered),
     ]),
   );
   const memory = markdownTable(
@@ -68,9 +72,13 @@ function subscriptionTables(rounds: RoundResult[]): string {
     ]),
   );
   const burst = markdownTable(
-    ['subscribers', 'connect + first event, all', 'per subscription', 'server event loop busy while connecting', 'readyAll() itself', 'server CPU in burst', 'server event loop busy in burst', 'subscriber event loop busy in burst'],
+    [
+      'subscribers', 'connect + first event, all', 'per subscription', 'server event loop busy while connecting', 'readyAll() itself',
+      'burst start -> events handed to the watches', 'server CPU in burst', 'server event loop busy in burst', 'subscriber event loop busy in burst',
+    ],
     rounds.map((r) => [
-      fmt.int(r.subscribers), fmt.ms(r.connectMs, 0), fmt.ms(r.connectMs / r.subscribers, 2), fmt.pct(100 * r.connectElu), ms(r.burst.readyAllMs), fmt.ms(r.burst.serverCpuMs, 0),
+      fmt.int(r.subscribers), fmt.ms(r.connectMs, 0), fmt.ms(r.connectMs / r.subscribers, 2), fmt.pct(100 * r.connectElu), ms(r.burst.readyAllMs),
+      ms(r.burst.emitMs), fmt.ms(r.burst.serverCpuMs, 0),
       fmt.pct(100 * r.burst.serverElu), fmt.pct(100 * r.burst.clientElu),
     ]),
   );
@@ -81,6 +89,7 @@ function subscriptionVerdicts(rounds: RoundResult[]): string {
   const big = rounds.filter((r) => r.subscribers >= TARGETS.subscribers);
   const allReady = big.length > 0 && big.every((r) => r.readyReceived === r.subscribers && !r.errors.length);
   const p99 = Math.max(...big.map((r) => r.latency.p99));
+  const fromStart = Math.max(...big.map((r) => r.fromBurstStart.p99));
   const heap = Math.max(...rounds.map((r) => r.perSubscription.heap));
   const rss = Math.max(...rounds.map((r) => r.perSubscription.rss));
   const watches = rounds.every((r) => [r.watches.beforeSubscribers, r.watches.idle, r.watches.afterBurst].every((w) => w === TARGETS.watches));
@@ -88,7 +97,8 @@ function subscriptionVerdicts(rounds: RoundResult[]): string {
   return [
     'Targets:',
     `- ${fmt.int(TARGETS.subscribers)} subscribers each receiving READY: ${verdict(allReady)}`,
-    `- p99 under ${TARGETS.p99Ms} ms at ${fmt.int(TARGETS.subscribers)} subscribers: ${verdict(p99 < TARGETS.p99Ms)} (worst p99 ${fmt.ms(p99)})`,
+    `- p99 under ${TARGETS.p99Ms} ms at ${fmt.int(TARGETS.subscribers)} subscribers, event to client: ${verdict(p99 < TARGETS.p99Ms)} (worst p99 ${fmt.ms(p99)}); ` +
+      `counted from the start of the burst, before the simulated cluster has changed anything, worst p99 ${fmt.ms(fromStart)}`,
     `- at most 30 KB per idle subscription, every round: ${verdict(heap <= TARGETS.bytesPerSubscription)} by heap + external (worst ${fmt.kb(heap)}); ` +
       `by RSS, which is noisier (V8 grows its heap in steps), worst ${fmt.kb(rss)}`,
     `- ${TARGETS.watches} watch connections whatever N: ${verdict(watches)}`,

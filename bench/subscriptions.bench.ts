@@ -55,9 +55,11 @@ export interface RoundResult {
   perSubscription: { heap: number; rss: number };
   serverIdle: MemoryUsage;
   readyReceived: number;
-  /** readyAll() called -> client received READY. */
+  /** Event to client: the burst's watch events handed to the watch connections -> client received READY. */
   latency: Distribution;
-  /** readyAll() called -> server published READY (the event's `at`). */
+  /** readyAll() called (before the simulated cluster changed anything) -> client received READY. */
+  fromBurstStart: Distribution;
+  /** Events handed to the watch connections -> server published READY (the event's `at`). */
   toPublish: Distribution;
   /** Server published READY (`at`) -> client received it. */
   delivery: Distribution;
@@ -65,7 +67,9 @@ export interface RoundResult {
   eventsDelivered: number;
   watches: { beforeSubscribers: number; idle: number; afterBurst: number };
   listenersIdle: number;
-  burst: { serverCpuMs: number; serverElu: number; clientElu: number; readyAllMs: number };
+  burst: { serverCpuMs: number; serverElu: number; clientElu: number; readyAllMs: number; emitMs: number };
+  /** The same sockets and subscriptions served by a bare ws server (baseline-fanout.ts). */
+  baseline: { latency: Distribution; sendMs: number };
   errors: string[];
 }
 
@@ -134,22 +138,25 @@ async function burst(server: ServerChild, cluster: ServerChild, pool: Subscriber
   const usage0 = await server.call<Usage>('usage');
   const clientElu0 = performance.eventLoopUtilization();
   if (profileFile) await server.call('profile.start');
-  const { t0, t1 } = await cluster.call<{ t0: number; t1: number }>('cluster.readyAll');
+  const { t0, t1, emitted } = await cluster.call<{ t0: number; t1: number; emitted: number }>('cluster.readyAll');
   const timedOut = await pool.waitForAllReady(60_000).then(() => undefined, (err: Error) => err.message);
   const clientElu = performance.eventLoopUtilization(clientElu0).utilization;
   const usage1 = await server.call<Usage>('usage');
   if (profileFile) await server.call('profile.stop', { file: profileFile });
   const latency: number[] = [];
+  const fromBurstStart: number[] = [];
   const toPublish: number[] = [];
   const delivery: number[] = [];
   pool.readyReceivedAt.forEach((received, i) => {
     if (Number.isNaN(received)) return;
-    latency.push(received - t0);
-    toPublish.push(pool.readyEventAt[i] - t0);
+    latency.push(received - emitted);
+    fromBurstStart.push(received - t0);
+    toPublish.push(pool.readyEventAt[i] - emitted);
     delivery.push(received - pool.readyEventAt[i]);
   });
   return {
     latency: distribution(latency),
+    fromBurstStart: distribution(fromBurstStart),
     toPublish: distribution(toPublish),
     delivery: distribution(delivery),
     eventsDelivered: pool.nextMessages - messagesBefore,
@@ -159,8 +166,32 @@ async function burst(server: ServerChild, cluster: ServerChild, pool: Subscriber
       serverElu: performance.eventLoopUtilization(usage1.elu, usage0.elu).utilization,
       clientElu,
       readyAllMs: t1 - t0,
+      emitMs: emitted - t0,
     },
   };
+}
+
+/**
+ * The baseline, in the same run: the same socket plan against a bare ws server in a fresh process,
+ * which sends each subscription one READY message; latency from just before its first send.
+ */
+async function baselineBurst(plans: SocketPlan[], operations: number): Promise<RoundResult['baseline']> {
+  const child = await forkServer();
+  try {
+    const { url } = await child.call<{ url: string }>('fanoutBaseline.start');
+    const pool = new SubscriberPool(url.replace(/^http/, 'ws'), STATUS_SUBSCRIPTION, operations);
+    try {
+      await pool.open(plans, 64);
+      await sleep(500);
+      const { t0, t1 } = await child.call<{ t0: number; t1: number }>('fanoutBaseline.burst');
+      await pool.waitForAllReady(60_000);
+      return { latency: distribution(Array.from(pool.readyReceivedAt, (received) => received - t0)), sendMs: t1 - t0 };
+    } finally {
+      await pool.close();
+    }
+  } finally {
+    await child.stop();
+  }
 }
 
 async function round(
@@ -175,32 +206,39 @@ async function round(
   const watchesBefore = await watches(cluster);
   const plans = planSockets(tokens, instancesByUser, plan.subscribers / o.instances, plan.operationsPerSocket);
   const pool = new SubscriberPool(url.replace(/^http/, 'ws'), STATUS_SUBSCRIPTION, plan.subscribers);
+  let b: Awaited<ReturnType<typeof burst>>;
+  let idle: Awaited<ReturnType<typeof connectIdle>>;
+  let watchesAfter: number;
   try {
-    const idle = await connectIdle(server, cluster, pool, plans);
+    idle = await connectIdle(server, cluster, pool, plans);
     const profile = o.profileDir && join(o.profileDir, `subscriptions-${plan.subscribers}x${plan.operationsPerSocket}.cpuprofile`);
-    const b = await burst(server, cluster, pool, profile);
-    return {
-      subscribers: plan.subscribers,
-      sockets: pool.socketCount,
-      operationsPerSocket: plan.operationsPerSocket,
-      instances: o.instances,
-      connectMs: idle.connectMs,
-      connectElu: idle.connectElu,
-      perSubscription: idle.perSubscription,
-      serverIdle: idle.idle,
-      readyReceived: pool.ready,
-      latency: b.latency,
-      toPublish: b.toPublish,
-      delivery: b.delivery,
-      eventsDelivered: b.eventsDelivered,
-      watches: { beforeSubscribers: watchesBefore, idle: idle.watches, afterBurst: await watches(cluster) },
-      listenersIdle: idle.listeners,
-      burst: b.usage,
-      errors: [...pool.errors.slice(0, 5), ...(b.timedOut ? [b.timedOut] : [])],
-    };
+    b = await burst(server, cluster, pool, profile);
+    watchesAfter = await watches(cluster);
   } finally {
     await pool.close();
   }
+  const baseline = await baselineBurst(plans, plan.subscribers);
+  return {
+    subscribers: plan.subscribers,
+    sockets: pool.socketCount,
+    operationsPerSocket: plan.operationsPerSocket,
+    instances: o.instances,
+    connectMs: idle.connectMs,
+    connectElu: idle.connectElu,
+    perSubscription: idle.perSubscription,
+    serverIdle: idle.idle,
+    readyReceived: pool.ready,
+    latency: b.latency,
+    fromBurstStart: b.fromBurstStart,
+    toPublish: b.toPublish,
+    delivery: b.delivery,
+    eventsDelivered: b.eventsDelivered,
+    watches: { beforeSubscribers: watchesBefore, idle: idle.watches, afterBurst: watchesAfter },
+    listenersIdle: idle.listeners,
+    burst: b.usage,
+    baseline,
+    errors: [...pool.errors.slice(0, 5), ...(b.timedOut ? [b.timedOut] : [])],
+  };
 }
 
 export async function runSubscriptionBench(postgresBaseUrl: string, o: SubscriptionOptions, log: (line: string) => void): Promise<RoundResult[]> {

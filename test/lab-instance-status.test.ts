@@ -266,6 +266,32 @@ describe.each(ENGINES)('live status on %s', (engine) => {
       await replica.stop();
     }
   });
+
+  it('brings a burst of 150 instances to READY in batched writes, publishing each READY once', async () => {
+    const soloLab = (await createLabWithVms(admin.client, ['solo'])).lab.id;
+    const dashboard = subscribeGraphqlWs(graphqlWsClient(server.wsUrl, admin.token), LabInstancesStatusDocument);
+    await new Promise((r) => setTimeout(r, 50));
+    const ids: string[] = [];
+    for (let i = 0; i < 150; i += 15) {
+      const started = await Promise.all(Array.from({ length: 15 }, () => owner.client.ok(StartLabDocument, { labId: soloLab })));
+      ids.push(...started.map((s) => s.startLab.labInstance.id));
+    }
+    const mine = new Set(ids);
+    const readyEvents = (events: { labInstancesStatus: AnyEvent }[]) =>
+      events.filter((e) => mine.has(e.labInstancesStatus.labInstance.id) && e.labInstancesStatus.status === 'READY');
+    await eventually(async () => {
+      const rows = await server.app.deps.orm.em.fork().find(LabInstance, { id: { $in: ids.map(Number) } });
+      expect(rows.every((r) => r.status === 'STARTING')).toBe(true);
+    });
+    cluster.readyAll();
+    const events = await dashboard.until((e) => new Set(readyEvents(e).map((x) => x.labInstancesStatus.labInstance.id)).size === ids.length);
+    await new Promise((r) => setTimeout(r, 600)); // a resync pass (every 0.5 s here) must not publish READY again
+    expect(readyEvents(events)).toHaveLength(ids.length);
+    const rows = await server.app.deps.orm.em.fork().find(LabInstance, { id: { $in: ids.map(Number) } });
+    expect(rows.map((r) => r.status)).toEqual(ids.map(() => 'READY'));
+    dashboard.close();
+    await Promise.all(ids.map((id) => owner.client.ok(StopLabInstanceDocument, { id })));
+  });
 });
 
 describe('WebSocket keep-alive', () => {

@@ -1,4 +1,6 @@
 import { fork } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The parent's handle on a server process (server-process.ts). */
@@ -18,15 +20,22 @@ interface Reply {
 
 const ENTRY = fileURLToPath(new URL('./server-process.js', import.meta.url));
 
+/** The Docker image's NODE_OPTIONS (its ENV line), run from the project root as `npm run bench` is. */
+function imageNodeOptions(): string {
+  const match = /^ENV NODE_OPTIONS="([^"]*)"/m.exec(readFileSync(join(process.cwd(), 'Dockerfile'), 'utf8'));
+  if (!match) throw new Error('Dockerfile: no ENV NODE_OPTIONS line');
+  return match[1];
+}
+
 /**
  * Forks a server process with --expose-gc (and whatever else `execArgv` adds, e.g. --cpu-prof), and
- * NODE_ENV=production in its environment as the Docker image has it (graphql-js, for one, skips its
- * development-only checks then).
+ * NODE_ENV=production and NODE_OPTIONS in its environment as the Docker image has them (graphql-js,
+ * for one, skips its development-only checks then; V8's young generation is sized for bursts).
  */
 export async function forkServer(execArgv: string[] = []): Promise<ServerChild> {
   const child = fork(ENTRY, [], {
     execArgv: ['--expose-gc', ...execArgv],
-    env: { ...process.env, NODE_ENV: 'production' },
+    env: { ...process.env, NODE_ENV: 'production', NODE_OPTIONS: imageNodeOptions() },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   await new Promise<void>((resolve, reject) => {

@@ -13,6 +13,7 @@ import { createApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { startSimulatedCluster, type SimulatedCluster } from '../../src/k8s/fake/index.js';
 import { createLogger } from '../../src/logger.js';
+import { startFanoutBaseline, type FanoutBaseline } from './baseline-fanout.js';
 import { startBaseline, type Baseline } from './baseline-server.js';
 import { now } from './stats.js';
 
@@ -31,6 +32,7 @@ let app: App | undefined;
 /** A simulated cluster of its own, when this process plays the Kubernetes API for a server elsewhere. */
 let standalone: SimulatedCluster | undefined;
 let baseline: Baseline | undefined;
+let fanoutBaseline: FanoutBaseline | undefined;
 let profiler: Session | undefined;
 
 function cluster() {
@@ -61,12 +63,26 @@ const commands: Record<string, (args: Record<string, unknown>) => unknown> = {
     baseline = await startBaseline(String(args.postgresUrl), Number(args.poolMax), Number(args.pageSize));
     return { url: baseline.url };
   },
+  async 'fanoutBaseline.start'() {
+    fanoutBaseline = await startFanoutBaseline();
+    return { url: fanoutBaseline.url };
+  },
+  'fanoutBaseline.burst'() {
+    if (!fanoutBaseline) throw new Error('no fan-out baseline running');
+    return fanoutBaseline.burst();
+  },
   'cluster.setAutoProgress': (args) => cluster().setAutoProgress(Boolean(args.enabled)),
-  /** The burst: t0 is taken just before readyAll(), t1 when it has written every change. */
-  'cluster.readyAll'() {
+  /**
+   * The burst: t0 just before readyAll(), t1 when it has changed every object; `emitted` once the
+   * watch lines of all those changes have been handed to the watch connections (the simulated API
+   * writes each connection's lines of one turn together, at the end of the turn).
+   */
+  async 'cluster.readyAll'() {
     const t0 = now();
     cluster().readyAll();
-    return { t0, t1: now() };
+    const t1 = now();
+    await new Promise<void>((resolve) => process.nextTick(resolve));
+    return { t0, t1, emitted: now() };
   },
   'cluster.openWatches': () => cluster().openWatches(),
   'events.listeners': () => app?.deps.events.listenerCount() ?? 0,
@@ -106,6 +122,7 @@ function shutdown(): Promise<void> {
   stopping ??= (async () => {
     await app?.stop();
     await baseline?.close();
+    await fanoutBaseline?.close();
     await standalone?.stop();
   })();
   return stopping;

@@ -13,7 +13,7 @@ import { instanceIdOf, MANAGED_SELECTOR } from './templates/labels.js';
 const KINDS: WatchedKind[] = ['namespaces', 'pods', 'virtualmachineinstances'];
 
 /** A flush waits until no event has arrived for this long... */
-const SETTLE_QUIET_MS = 5;
+const SETTLE_QUIET_MS = 10;
 /** ...but no longer than this after the first event it will handle. */
 const SETTLE_MAX_MS = 100;
 

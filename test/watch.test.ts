@@ -1,0 +1,103 @@
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startSimulatedCluster, type SimulatedCluster } from '../src/k8s/fake/index.js';
+import { eventLines, watch, WatchHttpError } from '../src/k8s/watch.js';
+
+function kubeConfigFor(server: string, token?: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server, skipTLSVerify: true }],
+    users: [{ name: 'u', ...(token ? { token } : {}) }],
+    contexts: [{ name: 'c', cluster: 'c', user: 'u' }],
+    currentContext: 'c',
+  });
+  return kc;
+}
+
+describe('watch event lines', () => {
+  it('joins lines cut by chunk boundaries and skips what is not an event', () => {
+    const seen: Array<[string, unknown]> = [];
+    const feed = eventLines((type, object) => seen.push([type, object]));
+    const line = (type: string, name: string) => JSON.stringify({ type, object: { metadata: { name } } }) + '\n';
+    const text = line('ADDED', 'a') + 'not json\n' + '{"object":{}}\n' + line('MODIFIED', 'ü-b') + line('DELETED', 'c');
+    for (let i = 0; i < text.length; i += 7) feed(text.slice(i, i + 7));
+    feed('{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"9"}}}'); // no newline yet
+    expect(seen).toEqual([
+      ['ADDED', { metadata: { name: 'a' } }],
+      ['MODIFIED', { metadata: { name: 'ü-b' } }],
+      ['DELETED', { metadata: { name: 'c' } }],
+    ]);
+    feed('\n');
+    expect(seen[3]).toEqual(['BOOKMARK', { metadata: { resourceVersion: '9' } }]);
+  });
+});
+
+describe('a watch request', () => {
+  let cluster: SimulatedCluster;
+  beforeAll(async () => {
+    cluster = await startSimulatedCluster();
+  });
+  afterAll(() => cluster?.stop());
+
+  it('streams the events of a label-selected watch until it is aborted, then reports the end once', async () => {
+    const kc = kubeConfigFor(cluster.url);
+    const core = kc.makeApiClient(CoreV1Api);
+    await core.createNamespace({ body: { metadata: { name: 'watched-a', labels: { team: 'x' } } } });
+    await core.createNamespace({ body: { metadata: { name: 'unwatched', labels: { team: 'y' } } } });
+    const events: string[] = [];
+    let added: () => void = () => undefined;
+    const twoAdded = new Promise<void>((resolve) => (added = resolve));
+    const ends: Array<Error | null> = [];
+    const controller = await watch(
+      kc,
+      '/api/v1/namespaces',
+      { labelSelector: 'team=x', resourceVersion: '0', allowWatchBookmarks: true },
+      (type, object) => {
+        events.push(`${type} ${(object as { metadata: { name: string } }).metadata.name}`);
+        if (events.length === 2) added();
+      },
+      (err) => ends.push(err),
+    );
+    await core.createNamespace({ body: { metadata: { name: 'watched-b', labels: { team: 'x' } } } });
+    await twoAdded;
+    expect(events).toEqual(['ADDED watched-a', 'ADDED watched-b']);
+    controller.abort();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(ends).toHaveLength(1);
+  });
+
+  it('reports an answer other than 200 to done, with its status code, instead of throwing', async () => {
+    const ends: Array<Error | null> = [];
+    await watch(kubeConfigFor(cluster.url), '/api/v1/no-such-kind', {}, () => undefined, (err) => ends.push(err));
+    expect(ends).toHaveLength(1);
+    expect(ends[0]).toBeInstanceOf(WatchHttpError);
+    expect((ends[0] as WatchHttpError).statusCode).toBe(404);
+  });
+
+  it('reports an unreachable API server to done', async () => {
+    const ends: Array<Error | null> = [];
+    await watch(kubeConfigFor('http://127.0.0.1:1'), '/api/v1/pods', {}, () => undefined, (err) => ends.push(err));
+    expect(ends).toHaveLength(1);
+    expect(ends[0]?.message).toMatch(/ECONNREFUSED/);
+  });
+
+  it("authenticates as the kubeconfig's user", async () => {
+    let headers: IncomingHttpHeaders = {};
+    const api = createServer((req, res) => {
+      headers = req.headers;
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end('{"type":"ADDED","object":{"metadata":{"name":"p"}}}\n');
+    });
+    await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+      const ended = new Promise<Error | null>((resolve) => void watch(kubeConfigFor(url, 'secret-token'), '/api/v1/pods', {}, () => undefined, resolve));
+      expect(await ended).toBeNull(); // the server ended the response: a clean end
+      expect(headers.authorization).toBe('Bearer secret-token');
+    } finally {
+      await new Promise<void>((resolve) => api.close(() => resolve()));
+    }
+  });
+});
