@@ -69,7 +69,7 @@ export interface Config {
     wsProxyPort: string;
     wsProxyPathPrefix: string;
   };
-  graphql: { maxDepth: number; maxCost: number; maxPageSize: number; keepAliveMs: number; catalogueCacheEntries: number };
+  graphql: { maxDepth: number; maxCost: number; maxPageSize: number; keepAliveMs: number; sessionCheckMs: number; catalogueCacheEntries: number };
 }
 
 export class ConfigError extends Error {
@@ -201,6 +201,7 @@ const envSchema = z.object({
   GRAPHQL_MAX_DEPTH: int(10, 2, 100),
   GRAPHQL_MAX_COST: int(20_000, 10, 10_000_000),
   WS_KEEPALIVE_SECONDS: num(12, 0.05, 15),
+  WS_SESSION_CHECK_SECONDS: num(30, 0.05, 3600),
   CATALOGUE_CACHE_ENTRIES: int(1000, 0, 1_000_000),
 });
 
@@ -331,6 +332,7 @@ function buildConfig(e: Env, development: boolean, problems: string[]): Config {
       maxCost: e.GRAPHQL_MAX_COST,
       maxPageSize: 100,
       keepAliveMs: Math.round(e.WS_KEEPALIVE_SECONDS * 1000),
+      sessionCheckMs: Math.round(e.WS_SESSION_CHECK_SECONDS * 1000),
       catalogueCacheEntries: e.CATALOGUE_CACHE_ENTRIES,
     },
   };

@@ -294,6 +294,35 @@ describe.each(ENGINES)('live status on %s', (engine) => {
   });
 });
 
+describe.each(ENGINES)('WebSocket sessions on %s', (engine) => {
+  it('closes the connections of a session that has ended, with their running subscriptions', async () => {
+    const server = await startTestServer(engine, { WS_SESSION_CHECK_SECONDS: '0.1' });
+    try {
+      const admin = await createAdmin(server);
+      const [leaving, staying] = await Promise.all([createUser(server, { isTrusted: true }), createUser(server, { isTrusted: true })]);
+      const labId = (await createLabWithVms(admin.client, ['vm'])).lab.id;
+      const follow = async (user: TestUser) => {
+        const { startLab } = await user.client.ok(StartLabDocument, { labId });
+        const id = startLab.labInstance.id;
+        const modern = subscribeGraphqlWs(graphqlWsClient(server.wsUrl, user.token), LabInstanceStatusDocument, { id });
+        const legacy = subscribeLegacy(server.wsUrl, user.token, LabInstanceStatusDocument, { id });
+        await Promise.all([modern.until((e) => e.length > 0), legacy.until((e) => e.length > 0)]);
+        return { modern, legacy };
+      };
+      const [gone, kept] = await Promise.all([follow(leaving), follow(staying)]);
+      await leaving.client.ok('mutation { logout }');
+      await eventually(() => expect(gone.modern.errors).toHaveLength(1));
+      expect((gone.modern.errors[0] as { code?: number }).code).toBe(4403);
+      await eventually(() => expect(gone.legacy.disconnected).toBe(true));
+      await new Promise((r) => setTimeout(r, 300)); // three more checks: the other user's connections stay open
+      expect([kept.modern.completed, kept.modern.errors.length, kept.legacy.disconnected]).toEqual([false, 0, false]);
+      for (const s of [gone.modern, gone.legacy, kept.modern, kept.legacy]) s.close();
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('WebSocket keep-alive', () => {
   it('pings clients of both protocols at the configured interval (at most every 15 s)', async () => {
     const { default: WebSocket } = await import('ws');

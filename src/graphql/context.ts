@@ -66,8 +66,22 @@ export async function buildContext(deps: AppDeps, input: ContextInput): Promise<
  */
 export async function sessionStillValid(deps: AppDeps, ctx: Context): Promise<boolean> {
   if (!ctx.viewer) return true;
-  const session = await deps.orm.em.fork().findOne(Session, { id: ctx.viewer.sessionId }, { populate: ['user'] });
-  return sessionProblem(session, ctx.viewer.user.id) === null;
+  return !(await endedSessions(deps, [ctx.viewer])).has(ctx.viewer.sessionId);
+}
+
+/** Of these viewers' sessions, the ones that no longer authenticate their user: one query per 500. */
+export async function endedSessions(deps: AppDeps, viewers: Iterable<Viewer>): Promise<Set<string>> {
+  const users = new Map<string, number>();
+  for (const v of viewers) users.set(v.sessionId, v.user.id);
+  const ids = [...users.keys()];
+  const ended = new Set<string>();
+  for (let i = 0; i < ids.length; i += 500) {
+    const chunk = ids.slice(i, i + 500);
+    const sessions = await deps.orm.em.fork().find(Session, { id: { $in: chunk } }, { populate: ['user'] });
+    const byId = new Map(sessions.map((s) => [s.id, s]));
+    for (const id of chunk) if (sessionProblem(byId.get(id) ?? null, users.get(id)!) !== null) ended.add(id);
+  }
+  return ended;
 }
 
 /** Why a session no longer authenticates its user, or null while it does: the one place for these rules. */

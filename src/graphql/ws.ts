@@ -13,7 +13,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { SubscriptionServer } from 'subscriptions-transport-ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { AppDeps } from '../services/index.js';
-import { buildContext, sessionStillValid, type Context } from './context.js';
+import { buildContext, endedSessions, sessionStillValid, type Context, type Viewer } from './context.js';
 import { formatError } from './errors.js';
 import { enforceQueryLimits } from './limits.js';
 import { Fanout, HIGH_WATER_BYTES } from './fanout.js';
@@ -64,6 +64,34 @@ function operationOf(document: DocumentNode, operationName?: string | null): Ope
   );
 }
 
+/**
+ * Every `sessionCheckMs`, one query over the sessions of all authenticated connections: a connection
+ * whose session was revoked (logout, on any replica), expired, or whose user was deactivated is closed
+ * with 4403, ending its running subscriptions too.
+ */
+function periodicSessionCheck(deps: AppDeps, viewers: Map<WebSocket, Viewer>): NodeJS.Timeout {
+  let running = false;
+  const check = async () => {
+    for (const ws of viewers.keys()) if (ws.readyState !== ws.OPEN) viewers.delete(ws);
+    if (!viewers.size) return;
+    const ended = await endedSessions(deps, viewers.values());
+    for (const [ws, viewer] of viewers) {
+      if (!ended.has(viewer.sessionId)) continue;
+      viewers.delete(ws);
+      ws.close(4403, 'Forbidden: the session has ended');
+    }
+  };
+  const timer = setInterval(() => {
+    if (running) return;
+    running = true;
+    void check()
+      .catch((err) => deps.logger.warn('WebSocket session check failed', { error: (err as Error).message }))
+      .finally(() => (running = false));
+  }, deps.config.graphql.sessionCheckMs);
+  timer.unref();
+  return timer;
+}
+
 const toGraphQLError = (err: unknown) => (err instanceof GraphQLError ? err : new GraphQLError((err as Error).message));
 
 /**
@@ -78,14 +106,20 @@ export function attachWebSockets(httpServer: Server, schema: GraphQLSchema, deps
   const prepare = documentCache(schema);
   const fanout = new Fanout();
   const contexts = new WeakMap<WebSocket, Promise<Context>>();
+  /** The authenticated connections, for the periodic session check. */
+  const viewers = new Map<WebSocket, Viewer>();
   /** One context per connection (its viewer, EntityManager and loaders), re-checked on every subscribe. */
   const contextFor = async (socket: WebSocket, authorization: string | null, ip?: string): Promise<Context> => {
     const cached = contexts.get(socket);
     if (cached && (await sessionStillValid(deps, await cached))) return cached;
     const context = buildContext(deps, { authorization, ip, congested: () => socket.bufferedAmount > HIGH_WATER_BYTES });
     contexts.set(socket, context);
+    const { viewer } = await context;
+    if (viewer && socket.readyState === socket.OPEN) viewers.set(socket, viewer);
+    else viewers.delete(socket);
     return context;
   };
+  const sessionCheck = periodicSessionCheck(deps, viewers);
   const limits = (document: DocumentNode, variables: unknown, operationName?: string | null) => {
     const operation = operationOf(document, operationName);
     if (operation) enforceQueryLimits(schema, document, operation, variables as Record<string, unknown>, deps.config.graphql);
@@ -153,6 +187,7 @@ export function attachWebSockets(httpServer: Server, schema: GraphQLSchema, deps
   return {
     clientCount: () => modern.clients.size + legacy.clients.size,
     async close() {
+      clearInterval(sessionCheck);
       for (const ws of [...modern.clients, ...legacy.clients]) ws.close(1001, 'Server shutting down');
       await Promise.all([modern, legacy].map((s) => new Promise<void>((r) => s.close(() => r()))));
       for (const ws of [...modern.clients, ...legacy.clients]) ws.terminate();

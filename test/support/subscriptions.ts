@@ -85,7 +85,10 @@ export function subscribeGraphqlWs<T, V>(client: Client, doc: TypedDocumentNode<
 /** The legacy subscriptions-transport-ws client (subprotocol graphql-ws), as GraphQL Playground uses. */
 export function subscribeLegacy<T, V>(wsUrl: string, token: string | undefined, doc: TypedDocumentNode<T, V>, variables?: V) {
   const client = new SubscriptionClient(wsUrl, { connectionParams: auth(token), reconnect: false }, WebSocket);
-  const c = collector<T>(() => client.close());
+  // Without reconnection, this client neither completes nor fails its operations when the server
+  // closes the connection: it only reports the disconnection.
+  const c = Object.assign(collector<T>(() => client.close()), { disconnected: false });
+  client.onDisconnected(() => (c.disconnected = true));
   client.request({ query: print(doc), variables: variables as Record<string, unknown> }).subscribe({
     next: (result) => (result.errors ? c.fail(result.errors) : c.push(result.data as T)),
     error: (err) => c.fail(err),
