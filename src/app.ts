@@ -22,6 +22,7 @@ import { RateLimiter } from './services/rate-limiter.js';
 import { SessionTokens } from './services/session-tokens.js';
 import { connectKubernetes, KubeClient } from './k8s/client.js';
 import { InstanceEvents } from './services/instance-events.js';
+import { scheduleHousekeeping } from './services/housekeeping.js';
 import { Reconciler } from './k8s/reconciler.js';
 import { attachWebSockets } from './graphql/ws.js';
 
@@ -111,6 +112,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
 
   const webSockets = attachWebSockets(httpServer, schema, deps);
   let stopping: Promise<void> | undefined;
+  let stopHousekeeping: (() => void) | undefined;
   return {
     httpServer,
     deps,
@@ -121,6 +123,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
         httpServer.listen(config.http.port, config.http.host, () => resolve());
       });
       reconciler.start();
+      stopHousekeeping = scheduleHousekeeping(orm, logger);
       const { port } = httpServer.address() as AddressInfo;
       const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
       const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/graphql`;
@@ -129,6 +132,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     },
     stop() {
       stopping ??= (async () => {
+        stopHousekeeping?.();
         await reconciler.stop();
         await webSockets.close();
         await apollo.stop(); // drains HTTP through the plugin
