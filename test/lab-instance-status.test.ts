@@ -299,7 +299,9 @@ describe.each(ENGINES)('WebSocket sessions on %s', (engine) => {
     const server = await startTestServer(engine, { WS_SESSION_CHECK_SECONDS: '0.1' });
     try {
       const admin = await createAdmin(server);
-      const [leaving, staying] = await Promise.all([createUser(server, { isTrusted: true }), createUser(server, { isTrusted: true })]);
+      const [leaving, staying, deactivated] = await Promise.all(
+        [1, 2, 3].map(() => createUser(server, { isTrusted: true })),
+      );
       const labId = (await createLabWithVms(admin.client, ['vm'])).lab.id;
       const follow = async (user: TestUser) => {
         const { startLab } = await user.client.ok(StartLabDocument, { labId });
@@ -309,14 +311,17 @@ describe.each(ENGINES)('WebSocket sessions on %s', (engine) => {
         await Promise.all([modern.until((e) => e.length > 0), legacy.until((e) => e.length > 0)]);
         return { modern, legacy };
       };
-      const [gone, kept] = await Promise.all([follow(leaving), follow(staying)]);
+      const [gone, kept, barred] = await Promise.all([follow(leaving), follow(staying), follow(deactivated)]);
       await leaving.client.ok('mutation { logout }');
-      await eventually(() => expect(gone.modern.errors).toHaveLength(1));
-      expect((gone.modern.errors[0] as { code?: number }).code).toBe(4403);
-      await eventually(() => expect(gone.legacy.disconnected).toBe(true));
+      await admin.client.ok(`mutation { updateUser(id: "${deactivated.user.id}", input: { isActive: false }) { id } }`);
+      for (const ended of [gone, barred]) {
+        await eventually(() => expect(ended.modern.errors).toHaveLength(1));
+        expect((ended.modern.errors[0] as { code?: number }).code).toBe(4403);
+        await eventually(() => expect(ended.legacy.disconnected).toBe(true));
+      }
       await new Promise((r) => setTimeout(r, 300)); // three more checks: the other user's connections stay open
       expect([kept.modern.completed, kept.modern.errors.length, kept.legacy.disconnected]).toEqual([false, 0, false]);
-      for (const s of [gone.modern, gone.legacy, kept.modern, kept.legacy]) s.close();
+      for (const s of [gone, kept, barred].flatMap((f) => [f.modern, f.legacy])) s.close();
     } finally {
       await server.stop();
     }

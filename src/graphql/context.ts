@@ -69,7 +69,26 @@ export async function sessionStillValid(deps: AppDeps, ctx: Context): Promise<bo
   return !(await endedSessions(deps, [ctx.viewer])).has(ctx.viewer.sessionId);
 }
 
-/** Of these viewers' sessions, the ones that no longer authenticate their user: one query per 500. */
+/** The facts about a session that decide whether it still authenticates its user. */
+interface SessionFacts {
+  userId: number;
+  expiresAt: Date;
+  revokedAt: Date | null;
+  userActive: boolean;
+}
+
+const factsOf = (session: Session | null): SessionFacts | null => {
+  const user = session?.user.getEntity();
+  return session && user ? { userId: user.id, expiresAt: session.expiresAt, revokedAt: session.revokedAt ?? null, userActive: user.isActive } : null;
+};
+
+/** SQLite keeps MikroORM datetimes as epoch milliseconds and booleans as 0/1; PostgreSQL's driver converts both. */
+const dateOf = (value: unknown): Date | null => (value === null || value === undefined ? null : value instanceof Date ? value : new Date(Number(value)));
+
+/**
+ * Of these viewers' sessions, the ones that no longer authenticate their user: one plain query per
+ * 500 sessions (no entities), as it runs periodically over every open WebSocket connection.
+ */
 export async function endedSessions(deps: AppDeps, viewers: Iterable<Viewer>): Promise<Set<string>> {
   const users = new Map<string, number>();
   for (const v of viewers) users.set(v.sessionId, v.user.id);
@@ -77,19 +96,28 @@ export async function endedSessions(deps: AppDeps, viewers: Iterable<Viewer>): P
   const ended = new Set<string>();
   for (let i = 0; i < ids.length; i += 500) {
     const chunk = ids.slice(i, i + 500);
-    const sessions = await deps.orm.em.fork().find(Session, { id: { $in: chunk } }, { populate: ['user'] });
-    const byId = new Map(sessions.map((s) => [s.id, s]));
-    for (const id of chunk) if (sessionProblem(byId.get(id) ?? null, users.get(id)!) !== null) ended.add(id);
+    const rows = await deps.orm.em.getConnection().execute<Record<string, unknown>[]>(
+      'select s.id, s.user_id, s.expires_at, s.revoked_at, u.is_active from sessions s join users u on u.id = s.user_id ' +
+        `where s.id in (${chunk.map(() => '?').join(', ')})`,
+      chunk,
+      'all',
+    );
+    const facts = new Map<string, SessionFacts>(
+      rows.map((r: Record<string, unknown>) => [
+        String(r.id),
+        { userId: Number(r.user_id), expiresAt: dateOf(r.expires_at)!, revokedAt: dateOf(r.revoked_at), userActive: Boolean(Number(r.is_active)) },
+      ]),
+    );
+    for (const id of chunk) if (sessionProblem(facts.get(id) ?? null, users.get(id)!) !== null) ended.add(id);
   }
   return ended;
 }
 
 /** Why a session no longer authenticates its user, or null while it does: the one place for these rules. */
-function sessionProblem(session: Session | null, userId: number): string | null {
-  const user = session?.user.getEntity();
-  if (!session || !user || user.id !== userId) return 'session ended';
+function sessionProblem(session: SessionFacts | null, userId: number): string | null {
+  if (!session || session.userId !== userId) return 'session ended';
   if (session.revokedAt || session.expiresAt.getTime() <= Date.now()) return 'session ended';
-  if (!user.isActive) return 'account deactivated';
+  if (!session.userActive) return 'account deactivated';
   return null;
 }
 
@@ -104,7 +132,7 @@ async function authenticate(
   const claims = await deps.sessionTokens.verify(match[1]);
   if ('invalid' in claims) return { viewer: null, authError: `Bearer token refused: ${claims.invalid}` };
   const session = await em.findOne(Session, { id: claims.sessionId }, { populate: ['user'] });
-  const problem = sessionProblem(session, claims.userId);
+  const problem = sessionProblem(factsOf(session), claims.userId);
   if (problem) return { viewer: null, authError: `Bearer token refused: ${problem}` };
   return { viewer: { user: session!.user.getEntity(), sessionId: session!.id }, authError: null };
 }
