@@ -321,7 +321,9 @@ describe.each(ENGINES)('WebSocket sessions on %s', (engine) => {
       }
       await new Promise((r) => setTimeout(r, 300)); // three more checks: the other user's connections stay open
       expect([kept.modern.completed, kept.modern.errors.length, kept.legacy.disconnected]).toEqual([false, 0, false]);
+      expect(server.app.deps.events.listenerCount()).toBe(2); // the kept user's two subscriptions
       for (const s of [gone, kept, barred].flatMap((f) => [f.modern, f.legacy])) s.close();
+      await eventually(() => expect(server.app.deps.events.listenerCount()).toBe(0));
     } finally {
       await server.stop();
     }
