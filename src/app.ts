@@ -51,7 +51,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     logger.warn('SECRET_KEY is not set: generated a random one for this process (development mode). Tokens die with the process; replicas will not agree.');
   }
   const orm = await openDatabase(config.database, logger, options.onQuery);
-  await ensureSuperuser(orm.em.fork(), config, logger);
+  try {
+    await ensureSuperuser(orm.em.fork(), config, logger);
+  } catch (err) {
+    await orm.close(true);
+    throw err;
+  }
   const kubeConnection = await connectKubernetes(config, logger);
   const deps: AppDeps = {
     config,

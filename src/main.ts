@@ -6,9 +6,10 @@ import { createLogger } from './logger.js';
 /** The only place that reads process.env, installs signal handlers and exits. */
 async function main(): Promise<void> {
   const logger = createLogger((process.env.LOG_LEVEL as never) ?? 'info');
-  let config;
+  let app;
   try {
-    config = loadConfig(process.env);
+    // createApp reports what only the database can tell (a weak SUPERUSER_PASSWORD for a new admin) the same way.
+    app = await createApp(loadConfig(process.env), { logger });
   } catch (err) {
     if (err instanceof ConfigError) {
       logger.error('invalid configuration; not starting', { problems: err.problems });
@@ -16,7 +17,6 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const app = await createApp(config, { logger });
   await app.start();
   let signalled = false;
   const shutdown = (signal: string) => {

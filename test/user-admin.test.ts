@@ -172,6 +172,11 @@ describe.each(ENGINES)('users and their administration on %s', (engine) => {
     });
   });
 
+  it('refuses to start with a SUPERUSER_PASSWORD that the password policy refuses, naming the variable', async () => {
+    const start = startTestServer(engine, { SUPERUSER_EMAIL: 'weak@example.org', SUPERUSER_PASSWORD: '12345678901' });
+    await expect(start).rejects.toThrow(/SUPERUSER_PASSWORD: .*numeric/i);
+  });
+
   describe('the last active admin', () => {
     let alone: TestServer;
     beforeAll(async () => {

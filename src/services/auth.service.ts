@@ -1,8 +1,9 @@
 import type { EntityManager } from '@mikro-orm/core';
-import type { Config } from '../config.js';
+import { ConfigError, type Config } from '../config.js';
 import { Session, User } from '../entities/index.js';
 import { AppError } from '../graphql/errors.js';
 import type { Logger } from '../logger.js';
+import { PASSWORD_MESSAGES, passwordProblem } from './password-policy.js';
 import { dummyPasswordHash, hashPassword, verifyPassword } from './passwords.js';
 import type { SessionTokens } from './session-tokens.js';
 
@@ -66,6 +67,9 @@ export async function ensureSuperuser(em: EntityManager, config: Config, logger:
   if (!su) return;
   const email = normalizeEmail(su.email);
   if (await em.count(User, { email })) return;
+  // The same policy as every other password: an admin account is the last one to leave weak.
+  const problem = passwordProblem(su.password, { email, firstName: su.firstName });
+  if (problem) throw new ConfigError([`SUPERUSER_PASSWORD: ${PASSWORD_MESSAGES[problem]}`]);
   em.create(User, {
     email,
     passwordHash: await hashPassword(su.password),
