@@ -124,7 +124,7 @@ function reading(r: BenchReport): string {
   limit. During the baseline run the whole machine was ${fmt.pct(c.baseline.cpu[MACHINE])} busy.
 - Subscriptions: at ${fmt.int(big.subscribers)} subscribers (${fmt.int(big.sockets)} sockets) the event-to-client p99 of ${fmt.ms(big.latency.p99)} is
   ${fmt.ms(big.toPublish.p99)} from the events leaving the simulated cluster until the server published READY (the event's \`at\`:
-  watch events read, a quiet 10 ms waited for, rows read, derived, written in batches of 100) and ${fmt.ms(big.delivery.p99)} from
+  watch events read, a quiet 10 ms waited for, rows read, derived, written in batches of 250) and ${fmt.ms(big.delivery.p99)} from
   there to the client. A bare \`ws\` server sending the same subscriptions one pre-serialised message each
   took ${fmt.ms(big.baseline.latency.p99)} (p99; its send loop ${fmt.ms(big.baseline.sendMs)}): that part of the cost is the sockets'.
   Before the events left, \`readyAll()\` spent ${fmt.ms(big.burst.readyAllMs)} changing 3,000 objects in the simulated cluster's own

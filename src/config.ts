@@ -54,6 +54,8 @@ export interface Config {
     requestTimeoutMs: number;
     /** How often every active instance is re-derived from the watch caches (and expiry is checked). */
     resyncMs: number;
+    /** Instances per UPDATE statement when a burst of changes is written. */
+    writeBatch: number;
     /** A watch that sends nothing, not even a bookmark, for this long is restarted. */
     watchStallMs: number;
     watchBackoffMaxMs: number;
@@ -187,6 +189,7 @@ const envSchema = z.object({
   KUBERNETES_REQUEST_TIMEOUT_SECONDS: num(10, 0.1, 300),
   SIMULATED_VM_READY_SECONDS: num(3, 0, 3600),
   STATUS_RESYNC_SECONDS: num(10, 0.05, 3600),
+  STATUS_WRITE_BATCH: int(250, 1, 5000),
   WATCH_STALL_SECONDS: num(90, 0.5, 3600),
   WATCH_BACKOFF_MAX_SECONDS: num(30, 0.1, 3600),
   VNC_TOKEN_SECRET: str(),
@@ -313,6 +316,7 @@ function buildConfig(e: Env, development: boolean, problems: string[]): Config {
       simulatedVmReadySeconds: e.SIMULATED_VM_READY_SECONDS,
       requestTimeoutMs: Math.round(e.KUBERNETES_REQUEST_TIMEOUT_SECONDS * 1000),
       resyncMs: Math.round(e.STATUS_RESYNC_SECONDS * 1000),
+      writeBatch: e.STATUS_WRITE_BATCH,
       watchStallMs: Math.round(e.WATCH_STALL_SECONDS * 1000),
       watchBackoffMaxMs: Math.round(e.WATCH_BACKOFF_MAX_SECONDS * 1000),
     },

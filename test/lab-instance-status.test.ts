@@ -33,7 +33,12 @@ describe.each(ENGINES)('live status on %s', (engine) => {
   let labId: string;
 
   beforeAll(async () => {
-    server = await startTestServer(engine, { STATUS_RESYNC_SECONDS: '0.5', WATCH_STALL_SECONDS: '2.5', WATCH_BACKOFF_MAX_SECONDS: '0.5' });
+    server = await startTestServer(engine, {
+      STATUS_RESYNC_SECONDS: '0.5',
+      STATUS_WRITE_BATCH: '40',
+      WATCH_STALL_SECONDS: '2.5',
+      WATCH_BACKOFF_MAX_SECONDS: '0.5',
+    });
     cluster = server.app.deps.kubeConnection.simulated!;
     cluster.setAutoProgress(false);
     [admin, owner, other] = await Promise.all([createAdmin(server), createUser(server, { isTrusted: true }), createUser(server)]);
@@ -267,7 +272,7 @@ describe.each(ENGINES)('live status on %s', (engine) => {
     }
   });
 
-  it('brings a burst of 150 instances to READY in batched writes, publishing each READY once', async () => {
+  it('brings a burst of 150 instances to READY in batched writes (40 a statement here), publishing each READY once', async () => {
     const soloLab = (await createLabWithVms(admin.client, ['solo'])).lab.id;
     const dashboard = subscribeGraphqlWs(graphqlWsClient(server.wsUrl, admin.token), LabInstancesStatusDocument);
     await new Promise((r) => setTimeout(r, 50));

@@ -17,9 +17,6 @@ const SETTLE_QUIET_MS = 10;
 /** ...but no longer than this after the first event it will handle. */
 const SETTLE_MAX_MS = 100;
 
-/** Rows per UPDATE statement; each batch is published as soon as it is written. */
-const WRITE_BATCH = 100;
-
 /** Longer than any watch lag: a namespace missing from the cache for an instance this old is gone. */
 const ABSENCE_GRACE_MS = 60_000;
 
@@ -190,7 +187,7 @@ export class Reconciler {
   }
 
   /**
-   * Derives every row's state, then writes the changed ones in batches of WRITE_BATCH, all sent at
+   * Derives every row's state, then writes the changed ones in batches of STATUS_WRITE_BATCH, all sent at
    * once (each row written only if its status is still what was read), and publishes each batch as
    * soon as it is written: a burst of hundreds of instances is a few statements, and the database
    * writes the later batches while the first ones are fanned out to their subscribers.
@@ -203,7 +200,8 @@ export class Reconciler {
       else this.publishIfNew(row);
     }
     const batches: Array<typeof changed> = [];
-    for (let i = 0; i < changed.length; i += WRITE_BATCH) batches.push(changed.slice(i, i + WRITE_BATCH));
+    const size = this.config.kubernetes.writeBatch;
+    for (let i = 0; i < changed.length; i += size) batches.push(changed.slice(i, i + size));
     const results = batches.map((batch) =>
       writeInstanceStates(em, this.engine, batch.map((c) => c.write)).then(
         (written) => ({ batch, written }),
