@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/core';
 import type { Config } from '../config.js';
-import type { Orm } from '../db.js';
+import { dateFromDb, type Orm } from '../db.js';
 import { Session, User } from '../entities/index.js';
 import type { Logger } from '../logger.js';
 import { createServices, type AppDeps, type Services } from '../services/index.js';
@@ -82,8 +82,9 @@ const factsOf = (session: Session | null): SessionFacts | null => {
   return session && user ? { userId: user.id, expiresAt: session.expiresAt, revokedAt: session.revokedAt ?? null, userActive: user.isActive } : null;
 };
 
-/** SQLite keeps MikroORM datetimes as epoch milliseconds and booleans as 0/1; PostgreSQL's driver converts both. */
-const dateOf = (value: unknown): Date | null => (value === null || value === undefined ? null : value instanceof Date ? value : new Date(Number(value)));
+
+/** SQLite keeps booleans as 0/1; PostgreSQL's driver hands over true/false. */
+const isTrue = (value: unknown) => value === true || Number(value) === 1;
 
 /**
  * Of these viewers' sessions, the ones that no longer authenticate their user: one plain query per
@@ -105,7 +106,7 @@ export async function endedSessions(deps: AppDeps, viewers: Iterable<Viewer>): P
     const facts = new Map<string, SessionFacts>(
       rows.map((r: Record<string, unknown>) => [
         String(r.id),
-        { userId: Number(r.user_id), expiresAt: dateOf(r.expires_at)!, revokedAt: dateOf(r.revoked_at), userActive: Boolean(Number(r.is_active)) },
+        { userId: Number(r.user_id), expiresAt: dateFromDb(r.expires_at)!, revokedAt: dateFromDb(r.revoked_at), userActive: isTrue(r.is_active) },
       ]),
     );
     for (const id of chunk) if (sessionProblem(facts.get(id) ?? null, users.get(id)!) !== null) ended.add(id);

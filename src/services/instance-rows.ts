@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/knex';
+import { dateFromDb } from '../db.js';
 import type { LabInstanceStatus, VmStatus } from '../entities/index.js';
 
 /**
@@ -43,8 +44,7 @@ async function executeBound<T>(em: EntityManager, engine: 'sqlite' | 'postgres',
   return result.rows;
 }
 
-/** SQLite keeps MikroORM datetimes as epoch milliseconds and JSON as text; PostgreSQL's driver parses both. */
-const toDate = (value: unknown): Date | null => (value === null || value === undefined ? null : value instanceof Date ? value : new Date(Number(value)));
+/** SQLite keeps JSON as text; PostgreSQL's driver parses jsonb. */
 const toJson = <T>(value: unknown): T => (typeof value === 'string' ? (JSON.parse(value) as T) : (value as T));
 
 /** Each engine's reading of a JSON array of ids as a set. */
@@ -67,10 +67,10 @@ export async function readInstanceRows(em: EntityManager, engine: 'sqlite' | 'po
     status: r.status as LabInstanceStatus,
     statusMessage: (r.status_message as string | null) ?? null,
     vms: toJson<VmStatus[]>(r.vms) ?? [],
-    createdAt: toDate(r.created_at)!,
-    updatedAt: toDate(r.updated_at)!,
-    expiresAt: toDate(r.expires_at),
-    stoppedAt: toDate(r.stopped_at),
+    createdAt: dateFromDb(r.created_at)!,
+    updatedAt: dateFromDb(r.updated_at)!,
+    expiresAt: dateFromDb(r.expires_at),
+    stoppedAt: dateFromDb(r.stopped_at),
   }));
 }
 
