@@ -75,18 +75,3 @@ export async function migrate(orm: Orm): Promise<string[]> {
     return (await orm.getMigrator().up({ transaction: ctx })).map((m) => m.name);
   });
 }
-
-/**
- * A datetime column read with a raw statement (no entity): SQLite keeps MikroORM datetimes as epoch
- * milliseconds; PostgreSQL's driver, as MikroORM configures it, hands timestamptz over as text
- * ('2026-11-25 10:00:00.123+00'), which Date does not parse as such.
- */
-export function dateFromDb(value: unknown): Date | null {
-  if (value === null || value === undefined) return null;
-  if (value instanceof Date) return value;
-  if (typeof value === 'number' || /^\d+(\.\d+)?$/.test(String(value))) return new Date(Number(value));
-  const iso = String(value).replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00');
-  const date = new Date(iso);
-  if (Number.isNaN(date.getTime())) throw new Error(`not a datetime from the database: ${String(value)}`);
-  return date;
-}

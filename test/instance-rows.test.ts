@@ -53,7 +53,7 @@ describe.each(ENGINES)('instance rows on %s', (engine) => {
     ]);
     expect([...written].sort((x, y) => x - y)).toEqual([a.id, c.id]);
 
-    const rows = await readInstanceRows(em, engine, [c.id, a.id, b.id, 999_999]);
+    const rows = await readInstanceRows(em, [c.id, a.id, b.id, 999_999]);
     const byId = new Map(rows.map((r) => [r.id, r]));
     expect(rows).toHaveLength(3);
     expect(byId.get(a.id)).toEqual({

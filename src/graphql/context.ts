@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from '@mikro-orm/core';
+import type { SqlEntityManager } from '@mikro-orm/knex';
 import type { Config } from '../config.js';
-import { dateFromDb, type Orm } from '../db.js';
+import type { Orm } from '../db.js';
 import { Session, User } from '../entities/index.js';
 import type { Logger } from '../logger.js';
 import { createServices, type AppDeps, type Services } from '../services/index.js';
@@ -83,31 +84,32 @@ const factsOf = (session: Session | null): SessionFacts | null => {
 };
 
 
-/** SQLite keeps booleans as 0/1; PostgreSQL's driver hands over true/false. */
-const isTrue = (value: unknown) => value === true || Number(value) === 1;
-
 /**
- * Of these viewers' sessions, the ones that no longer authenticate their user: one plain query per
- * 500 sessions (no entities), as it runs periodically over every open WebSocket connection.
+ * Of these viewers' sessions, the ones that no longer authenticate their user: two plain queries per
+ * 500 sessions (rows mapped by the query builder, no entities), as it runs periodically over every
+ * open WebSocket connection.
  */
 export async function endedSessions(deps: AppDeps, viewers: Iterable<Viewer>): Promise<Set<string>> {
   const users = new Map<string, number>();
   for (const v of viewers) users.set(v.sessionId, v.user.id);
   const ids = [...users.keys()];
   const ended = new Set<string>();
+  const em = deps.orm.em.fork() as unknown as SqlEntityManager;
   for (let i = 0; i < ids.length; i += 500) {
     const chunk = ids.slice(i, i + 500);
-    const rows = await deps.orm.em.getConnection().execute<Record<string, unknown>[]>(
-      'select s.id, s.user_id, s.expires_at, s.revoked_at, u.is_active from sessions s join users u on u.id = s.user_id ' +
-        `where s.id in (${chunk.map(() => '?').join(', ')})`,
-      chunk,
-      'all',
-    );
+    const sessions: Array<{ id: string; user: number; expiresAt: Date; revokedAt: Date | null }> = await em
+      .createQueryBuilder(Session)
+      .select(['id', 'user', 'expiresAt', 'revokedAt'])
+      .where({ id: { $in: chunk } })
+      .execute('all', true);
+    const owners: Array<{ id: number; isActive: boolean }> = await em
+      .createQueryBuilder(User)
+      .select(['id', 'isActive'])
+      .where({ id: { $in: [...new Set(sessions.map((s) => s.user))] } })
+      .execute('all', true);
+    const active = new Map(owners.map((u) => [u.id, u.isActive]));
     const facts = new Map<string, SessionFacts>(
-      rows.map((r: Record<string, unknown>) => [
-        String(r.id),
-        { userId: Number(r.user_id), expiresAt: dateFromDb(r.expires_at)!, revokedAt: dateFromDb(r.revoked_at), userActive: isTrue(r.is_active) },
-      ]),
+      sessions.map((s) => [s.id, { userId: s.user, expiresAt: s.expiresAt, revokedAt: s.revokedAt ?? null, userActive: active.get(s.user) === true }]),
     );
     for (const id of chunk) if (sessionProblem(facts.get(id) ?? null, users.get(id)!) !== null) ended.add(id);
   }

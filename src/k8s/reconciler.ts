@@ -1,4 +1,5 @@
 import type { EntityManager } from '@mikro-orm/core';
+import type { SqlEntityManager } from '@mikro-orm/knex';
 import type { Config } from '../config.js';
 import type { Orm } from '../db.js';
 import { LabInstance, LabInstanceStatus } from '../entities/index.js';
@@ -157,18 +158,23 @@ export class Reconciler {
     const ids = [...this.dirty];
     this.dirty.clear();
     const em = this.orm.em.fork();
-    const rows = await readInstanceRows(em, this.engine, ids);
+    const rows = await readInstanceRows(em, ids);
     await this.reconcile(em, rows);
   }
 
   /** All active instances: catches what events alone cannot (other replicas' writes, expiry). */
   private async resync(): Promise<void> {
     const em = this.orm.em.fork();
-    const rows = await em.find(LabInstance, { status: { $in: ACTIVE_STATUSES } });
+    // Plain rows: the flush reads the dirty ones again anyway; only an expired instance needs its entity.
+    const rows: Array<Pick<LabInstance, 'id' | 'status' | 'expiresAt'>> = await (em as unknown as SqlEntityManager)
+      .createQueryBuilder(LabInstance)
+      .select(['id', 'status', 'expiresAt'])
+      .where({ status: { $in: ACTIVE_STATUSES } })
+      .execute('all', true);
     const now = Date.now();
     for (const row of rows) {
       if (row.expiresAt && row.expiresAt.getTime() <= now && row.status !== LabInstanceStatus.PENDING && row.status !== LabInstanceStatus.STOPPING) {
-        await this.expire(em, row);
+        await this.expire(em, await em.findOneOrFail(LabInstance, row.id));
       } else {
         this.dirty.add(row.id);
       }

@@ -1,7 +1,6 @@
 import type { EntityManager } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/knex';
-import { dateFromDb } from '../db.js';
-import type { LabInstanceStatus, VmStatus } from '../entities/index.js';
+import { LabInstance, type LabInstanceStatus, type VmStatus } from '../entities/index.js';
 
 /**
  * The columns of a lab instance that the reconciler derives and publishes, as plain data. Read
@@ -44,33 +43,25 @@ async function executeBound<T>(em: EntityManager, engine: 'sqlite' | 'postgres',
   return result.rows;
 }
 
-/** SQLite keeps JSON as text; PostgreSQL's driver parses jsonb. */
-const toJson = <T>(value: unknown): T => (typeof value === 'string' ? (JSON.parse(value) as T) : (value as T));
-
-/** Each engine's reading of a JSON array of ids as a set. */
-const IDS_IN = {
-  postgres: 'select cast(value as integer) from jsonb_array_elements_text(cast(? as jsonb))',
-  sqlite: 'select value from json_each(?)',
-};
-
-/** The rows of these ids (those that exist), in one statement. */
-export async function readInstanceRows(em: EntityManager, engine: 'sqlite' | 'postgres', ids: number[]): Promise<InstanceRow[]> {
-  const sql =
-    'select id, lab_id, user_id, namespace, status, status_message, vms, created_at, updated_at, expires_at, stopped_at ' +
-    `from lab_instances where id in (${IDS_IN[engine]})`;
-  const result = await executeBound<Record<string, unknown>>(em, engine, sql, [JSON.stringify(ids)]);
-  return result.map((r) => ({
-    id: Number(r.id),
-    lab: { id: Number(r.lab_id) },
-    user: { id: Number(r.user_id) },
-    namespace: String(r.namespace ?? ''),
-    status: r.status as LabInstanceStatus,
-    statusMessage: (r.status_message as string | null) ?? null,
-    vms: toJson<VmStatus[]>(r.vms) ?? [],
-    createdAt: dateFromDb(r.created_at)!,
-    updatedAt: dateFromDb(r.updated_at)!,
-    expiresAt: dateFromDb(r.expires_at),
-    stoppedAt: dateFromDb(r.stopped_at),
+/**
+ * The rows of these ids (those that exist), in one statement, as plain rows: MikroORM's query builder
+ * maps columns to properties and converts dates for either engine, without entities. JSON it leaves
+ * as SQLite's text.
+ */
+export async function readInstanceRows(em: EntityManager, ids: number[]): Promise<InstanceRow[]> {
+  const rows: Array<Omit<InstanceRow, 'lab' | 'user' | 'vms'> & { lab: number; user: number; vms: VmStatus[] | string }> = await (em as SqlEntityManager)
+    .createQueryBuilder(LabInstance)
+    .select(['id', 'lab', 'user', 'namespace', 'status', 'statusMessage', 'vms', 'createdAt', 'updatedAt', 'expiresAt', 'stoppedAt'])
+    .where({ id: { $in: ids } })
+    .execute('all', true);
+  return rows.map((r) => ({
+    ...r,
+    lab: { id: r.lab },
+    user: { id: r.user },
+    vms: typeof r.vms === 'string' ? (JSON.parse(r.vms) as VmStatus[]) : r.vms,
+    statusMessage: r.statusMessage ?? null,
+    expiresAt: r.expiresAt ?? null,
+    stoppedAt: r.stoppedAt ?? null,
   }));
 }
 
