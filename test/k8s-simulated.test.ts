@@ -8,7 +8,7 @@ import {
   type KubernetesObject, type V1Pod,
 } from '@kubernetes/client-node';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startSimulatedCluster, type KubeObject, type SimulatedCluster } from '../src/k8s/fake/index.js';
+import { startSimulatedCluster, type KubeObject, type SimulatedCluster } from '../src/simulated/index.js';
 
 const runFile = promisify(execFile);
 const KUBEVIRT = { group: 'kubevirt.io', version: 'v1', plural: 'virtualmachineinstances' };

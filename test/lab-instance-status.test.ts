@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SimulatedCluster } from '../src/k8s/fake/index.js';
+import type { SimulatedCluster } from '../src/simulated/index.js';
 import { LabInstance } from '../src/entities/index.js';
 import {
   LabInstanceDocument,

@@ -1,6 +1,6 @@
 import { jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SimulatedCluster } from '../src/k8s/fake/index.js';
+import type { SimulatedCluster } from '../src/simulated/index.js';
 import {
   CreateLabDocument,
   DeleteLabDocument,

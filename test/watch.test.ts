@@ -2,7 +2,7 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSimulatedCluster, type SimulatedCluster } from '../src/k8s/fake/index.js';
+import { startSimulatedCluster, type SimulatedCluster } from '../src/simulated/index.js';
 import { eventLines, watch, WatchHttpError } from '../src/k8s/watch.js';
 
 function kubeConfigFor(server: string, token?: string): KubeConfig {

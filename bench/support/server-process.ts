@@ -11,7 +11,7 @@ import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { writeHeapSnapshot } from 'node:v8';
 import { createApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
-import { startSimulatedCluster, type SimulatedCluster } from '../../src/k8s/fake/index.js';
+import { startSimulatedCluster, type SimulatedCluster } from '../../src/simulated/index.js';
 import { createLogger } from '../../src/logger.js';
 import { startFanoutBaseline, type FanoutBaseline } from './baseline-fanout.js';
 import { startBaseline, type Baseline } from './baseline-server.js';

@@ -12,7 +12,7 @@ import {
 } from '@kubernetes/client-node';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
-import { startSimulatedCluster, type SimulatedCluster } from './fake/index.js';
+import { startSimulatedCluster, type SimulatedCluster } from '../simulated/index.js';
 import { KUBEVIRT_GROUP, KUBEVIRT_VERSION, VMI_PLURAL, type VirtualMachineInstance } from './templates/instance.js';
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
