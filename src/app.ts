@@ -21,15 +21,18 @@ import type { AppDeps } from './services/index.js';
 import { RateLimiter } from './services/rate-limiter.js';
 import { SessionTokens } from './services/session-tokens.js';
 import { connectKubernetes, KubeClient } from './k8s/client.js';
-import { InstanceEvents } from './services/instance-events.js';
+import { InstanceEvents } from './services/lab-instance.events.js';
 import { scheduleHousekeeping } from './services/housekeeping.js';
-import { Reconciler } from './k8s/reconciler.js';
-import { attachWebSockets } from './graphql/ws.js';
+import { Reconciler } from './reconciler/reconciler.js';
+import type { SimulatedCluster } from './simulated/index.js';
+import { attachWebSockets } from './ws/server.js';
 
 export interface App {
   readonly httpServer: Server;
   readonly deps: AppDeps;
   readonly schema: GraphQLSchema;
+  /** The in-process simulated cluster, when KUBERNETES_MODE chose it. */
+  readonly simulated?: SimulatedCluster;
   /** Listens on config.http (port 0 picks a free port); resolves with the URL of /graphql. */
   start(): Promise<string>;
   /** Stops watchers, closes WebSocket clients, drains HTTP, then closes the database. Idempotent. */
@@ -57,8 +60,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     await orm.close(true);
     throw err;
   }
-  const kubeConnection = await connectKubernetes(config, logger);
-  const deps: AppDeps = {
+  // The simulated cluster is loaded only when chosen: production images never evaluate it.
+  const kubeConnection = await connectKubernetes(config, logger, async (options) => (await import('./simulated/index.js')).startSimulatedCluster(options));
+  const base = {
     config,
     orm,
     logger,
@@ -69,8 +73,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     kubeConnection,
     events: new InstanceEvents(),
   };
-  const reconciler = new Reconciler(orm, deps, config, logger.child({ component: 'reconciler' }));
-  deps.reconciler = reconciler;
+  // The reconciler drives the services (it stops expired instances) and they touch it: built first.
+  const reconciler = new Reconciler(orm, base, config, logger.child({ component: 'reconciler' }));
+  const deps: AppDeps = { ...base, reconciler };
   const schema = await buildAppSchema();
 
   const app = express();
@@ -122,6 +127,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     httpServer,
     deps,
     schema,
+    simulated: kubeConnection.simulated as SimulatedCluster | undefined,
     async start() {
       await new Promise<void>((resolve, reject) => {
         httpServer.once('error', reject);

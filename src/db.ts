@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { MikroORM, type Options } from '@mikro-orm/core';
+import { MikroORM, type EntityManager, type Options } from '@mikro-orm/core';
+import type { SqlEntityManager } from '@mikro-orm/knex';
 import { Migrator } from '@mikro-orm/migrations';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
 import { SqliteDriver } from '@mikro-orm/sqlite';
@@ -75,3 +76,6 @@ export async function migrate(orm: Orm): Promise<string[]> {
     return (await orm.getMigrator().up({ transaction: ctx })).map((m) => m.name);
   });
 }
+
+/** Both drivers are SQL drivers; this is the query builder view of the same EntityManager. */
+export const sqlEm = (em: EntityManager) => em as unknown as SqlEntityManager;

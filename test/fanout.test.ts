@@ -3,10 +3,10 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket, { WebSocketServer } from 'ws';
 import { LabInstanceStatus, VmPhase } from '../src/entities/index.js';
-import { Fanout, HIGH_WATER_BYTES } from '../src/graphql/fanout.js';
-import { completesAfterStopped, instanceStream } from '../src/graphql/instance-stream.js';
-import { sendTextFrames } from '../src/graphql/ws-frames.js';
-import { InstanceEvents, type InstanceSnapshot } from '../src/services/instance-events.js';
+import { Fanout, HIGH_WATER_BYTES } from '../src/ws/fanout.js';
+import { completesAfterStopped, instanceStream } from '../src/services/lab-instance.stream.js';
+import { sendTextFrames } from '../src/ws/frames.js';
+import { InstanceEvents, type InstanceSnapshot } from '../src/services/lab-instance.events.js';
 
 const snap = (id: number, status: LabInstanceStatus, statusMessage: string | null = null): InstanceSnapshot => ({
   id,

@@ -7,7 +7,7 @@ import { printAppSchema } from '../src/graphql/print-schema.js';
 import { startLoggedServer } from './support/accounts.js';
 import { LabsDocument } from './generated/graphql.js';
 import { GqlClient } from './support/graphql-client.js';
-import { baseTestEnv, ENGINES, startTestServer, testDatabaseEnv, type TestServer } from './support/server.js';
+import { ENGINES, startTestServer, testDatabaseEnv, type TestServer } from './support/server.js';
 
 describe.each(ENGINES)('the server on %s', (engine) => {
   let server: TestServer;

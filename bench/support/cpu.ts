@@ -43,7 +43,7 @@ export function parentOf(pid: number): number | undefined {
 
 /** A process and all its direct children (PostgreSQL's postmaster and its backends). */
 export function withChildren(pid: number): number[] {
-  let entries: string[] = [];
+  let entries: string[];
   try {
     entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
   } catch {

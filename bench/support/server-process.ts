@@ -36,7 +36,7 @@ let fanoutBaseline: FanoutBaseline | undefined;
 let profiler: Session | undefined;
 
 function cluster() {
-  const simulated = standalone ?? app?.deps.kubeConnection.simulated;
+  const simulated = standalone ?? app?.simulated;
   if (!simulated) throw new Error('no simulated cluster: start the app with KUBERNETES_MODE=simulated first');
   return simulated;
 }

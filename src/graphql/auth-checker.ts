@@ -1,6 +1,6 @@
 import type { AuthChecker } from 'type-graphql';
 import type { Context } from './context.js';
-import { forbidden, unauthenticated } from './errors.js';
+import { forbidden, unauthenticated } from '../errors.js';
 
 /** Roles for `@Authorized(...)`: none means "any signed-in user". */
 export const Role = { ADMIN: 'ADMIN', TRUSTED: 'TRUSTED' } as const;

@@ -7,16 +7,7 @@ import {
   UniqueConstraintViolationException,
 } from '@mikro-orm/core';
 
-/** The contract's closed set of error codes. */
-export type ErrorCode =
-  | 'UNAUTHENTICATED'
-  | 'FORBIDDEN'
-  | 'NOT_FOUND'
-  | 'BAD_USER_INPUT'
-  | 'CONFLICT'
-  | 'KUBERNETES_ERROR'
-  | 'RATE_LIMITED'
-  | 'INTERNAL_SERVER_ERROR';
+import { AppError, type ErrorCode } from '../errors.js';
 
 const CODES = new Set<string>([
   'UNAUTHENTICATED',
@@ -39,28 +30,6 @@ const REQUEST_CODES: Record<string, ErrorCode> = {
   PERSISTED_QUERY_NOT_SUPPORTED: 'BAD_USER_INPUT',
 };
 
-export class AppError extends GraphQLError {
-  constructor(message: string, code: ErrorCode, extensions: Record<string, unknown> = {}) {
-    super(message, { extensions: { ...extensions, code } });
-    this.name = 'AppError';
-  }
-  get code(): ErrorCode {
-    return this.extensions.code as ErrorCode;
-  }
-}
-
-export const badInput = (field: string, message: string) => new AppError(message, 'BAD_USER_INPUT', { field });
-export const notFound = (type: string, id?: string | number) =>
-  new AppError(id === undefined ? `${type} not found` : `${type} ${id} not found`, 'NOT_FOUND');
-export const conflict = (message: string, field?: string) =>
-  new AppError(message, 'CONFLICT', field ? { field } : {});
-export const forbidden = (message = 'You are not allowed to do this') => new AppError(message, 'FORBIDDEN');
-export const unauthenticated = (message = 'Authentication required: send a valid bearer token') =>
-  new AppError(message, 'UNAUTHENTICATED');
-export const rateLimited = (retryAfterSeconds: number) =>
-  new AppError(`Too many attempts; retry in ${retryAfterSeconds} s`, 'RATE_LIMITED', { retryAfterSeconds });
-export const kubernetesError = (message: string) => new AppError(message, 'KUBERNETES_ERROR');
-
 /** Realm-independent: graphql may be loaded twice (ESM and CJS), so instanceof alone is not enough. */
 function isGraphQLError(e: unknown): e is GraphQLError {
   return e instanceof GraphQLError || (e instanceof Error && e.name === 'GraphQLError' && 'extensions' in e);
@@ -68,6 +37,32 @@ function isGraphQLError(e: unknown): e is GraphQLError {
 
 export interface ErrorLogger {
   error(msg: string, fields?: Record<string, unknown>): void;
+}
+
+/** Who asked: the request's (or WebSocket operation's) logger, which carries its request id. */
+export interface ErrorScope {
+  logger: ErrorLogger;
+  requestId: string;
+}
+
+/** Logs an error that formatError will mask, with the request id the client is shown. */
+export function reportError(scope: ErrorScope, raw: GraphQLError, operationName?: string | null): void {
+  if (!isUnexpected(raw)) return;
+  scope.logger.error('unexpected error', { operationName: operationName ?? undefined, path: raw.path?.join('.'), error: raw.originalError ?? raw });
+}
+
+/** A masked error carries the request id, so that a user's report can be matched to the log line. */
+export function withRequestId(formatted: GraphQLFormattedError, requestId: string): GraphQLFormattedError {
+  return formatted.extensions?.code === 'INTERNAL_SERVER_ERROR' ? { ...formatted, extensions: { ...formatted.extensions, requestId } } : formatted;
+}
+
+/**
+ * The one way an error leaves the server, over HTTP (through Apollo's formatError and the errors
+ * plugin, which call the same two functions) and over both WebSocket protocols: reported, then masked.
+ */
+export function reportAndMask(scope: ErrorScope, raw: GraphQLError, operationName?: string | null): GraphQLFormattedError {
+  reportError(scope, raw, operationName);
+  return withRequestId(formatError(raw.toJSON(), raw), scope.requestId);
 }
 
 /**

@@ -7,7 +7,7 @@ import {
   type SelectionSetNode,
 } from 'graphql';
 import { fieldExtensionsEstimator, getComplexity, simpleEstimator, type ComplexityEstimator } from 'graphql-query-complexity';
-import { AppError } from './errors.js';
+import { AppError } from '../errors.js';
 
 export interface QueryLimits {
   maxDepth: number;

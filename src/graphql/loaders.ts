@@ -1,14 +1,11 @@
 import DataLoader from 'dataloader';
 import type { EntityManager } from '@mikro-orm/core';
-import type { SqlEntityManager } from '@mikro-orm/knex';
+import { sqlEm } from '../db.js';
 import { Image, InstructionPage, Lab, LabVm, User } from '../entities/index.js';
 
 /** A relation as an entity reference ({ id }) or, in a plain row, as the bare foreign key. */
 export type RefOrId = number | { id: number };
 export const idOf = (ref: RefOrId): number => (typeof ref === 'number' ? ref : ref.id);
-
-/** Both drivers are SQL drivers; this is the query builder view of the same EntityManager. */
-export const sqlEm = (em: EntityManager) => em as unknown as SqlEntityManager;
 
 /**
  * Per-request batch loaders: every relation in a list resolves with one query per level, not per

@@ -1,7 +1,7 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { DocumentNode, GraphQLSchema } from 'graphql';
 import type { Context } from './context.js';
-import { isUnexpected } from './errors.js';
+import { reportError, withRequestId } from './errors.js';
 import { enforceQueryLimits, type QueryLimits } from './limits.js';
 
 /** Refuses too deep or too costly operations after parsing and validation, before execution. */
@@ -34,14 +34,7 @@ export function errorReportingPlugin(): ApolloServerPlugin<Context> {
     async requestDidStart() {
       return {
         async didEncounterErrors({ contextValue, errors, operationName }) {
-          for (const error of errors) {
-            if (!isUnexpected(error)) continue;
-            contextValue.logger.error('unexpected error', {
-              operationName,
-              path: error.path?.join('.'),
-              error: error.originalError ?? error,
-            });
-          }
+          for (const error of errors) reportError(contextValue, error, operationName);
         },
         async willSendResponse({ contextValue, response, request }) {
           response.http.headers.set('x-request-id', contextValue.requestId);
@@ -58,11 +51,7 @@ export function errorReportingPlugin(): ApolloServerPlugin<Context> {
           if (json && response.http.status === 400 && requestErrors && !('data' in response.body.singleResult)) {
             response.http.status = 200;
           }
-          for (const e of response.body.singleResult.errors ?? []) {
-            if (e.extensions?.code === 'INTERNAL_SERVER_ERROR') {
-              (e as { extensions: Record<string, unknown> }).extensions = { ...e.extensions, requestId: contextValue.requestId };
-            }
-          }
+          if (errors) response.body.singleResult.errors = errors.map((e) => withRequestId(e, contextValue.requestId));
         },
       };
     },

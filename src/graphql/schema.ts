@@ -3,7 +3,7 @@ import type { GraphQLSchema } from 'graphql';
 import { DateTimeResolver } from 'graphql-scalars';
 import { buildSchema, type PubSub } from 'type-graphql';
 import { resolvers } from '../resolvers/index.js';
-import { eventResolvers } from '../resolvers/lab-instance-status.resolver.js';
+import { eventResolvers } from '../resolvers/lab-instance.status.resolver.js';
 import { authChecker } from './auth-checker.js';
 
 /**

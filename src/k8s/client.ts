@@ -10,9 +10,8 @@ import {
   type V1Namespace,
   type V1NetworkPolicy,
 } from '@kubernetes/client-node';
-import type { Config } from '../config.js';
+import { ConfigError, type Config } from '../config.js';
 import type { Logger } from '../logger.js';
-import { startSimulatedCluster, type SimulatedCluster } from '../simulated/index.js';
 import { KUBEVIRT_GROUP, KUBEVIRT_VERSION, VMI_PLURAL, type VirtualMachineInstance } from './templates/instance.js';
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
@@ -35,16 +34,25 @@ export interface KubeConnection {
   /** Where requests go, for logs (never credentials). */
   server: string;
   /** Present in simulated mode: the in-process cluster, stopped with the app. */
-  simulated?: SimulatedCluster;
+  simulated?: { url: string; stop(): Promise<void> };
 }
 
+/** Starts the in-process simulated cluster; passed in by the composition root, which loads it on demand. */
+export type StartSimulated = (options: { vmReadySeconds: number; logger: Logger }) => Promise<{ url: string; stop(): Promise<void> }>;
+
 /** Picks how to reach Kubernetes per the contract's Serving section and connects. */
-export async function connectKubernetes(config: Config, logger: Logger): Promise<KubeConnection> {
+export async function connectKubernetes(config: Config, logger: Logger, startSimulated: StartSimulated): Promise<KubeConnection> {
   const k = config.kubernetes;
   const mode = k.mode === 'auto' ? detectMode(config) : k.mode;
+  if (k.mode === 'auto' && mode === 'simulated' && config.mode === 'production') {
+    throw new ConfigError([
+      'KUBERNETES_MODE: auto found no cluster (no in-cluster service account, no kubeconfig) and will not fall back to the simulated cluster in production mode; ' +
+        'set KUBERNETES_MODE=in-cluster, kubeconfig or proxy for a real cluster, or KUBERNETES_MODE=simulated to run without one on purpose',
+    ]);
+  }
   const kc = new KubeConfig();
   if (mode === 'simulated') {
-    const simulated = await startSimulatedCluster({ vmReadySeconds: k.simulatedVmReadySeconds, logger });
+    const simulated = await startSimulated({ vmReadySeconds: k.simulatedVmReadySeconds, logger });
     loadPlain(kc, simulated.url);
     logger.warn('SIMULATED KUBERNETES CLUSTER: no real VMs run. Configure KUBERNETES_MODE (kubeconfig, in-cluster, proxy) for a real cluster.', {
       server: simulated.url,

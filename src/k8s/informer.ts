@@ -17,8 +17,8 @@ export interface KubeObject {
     resourceVersion?: string;
     deletionTimestamp?: string | Date;
   };
-  spec?: Record<string, any>;
-  status?: Record<string, any>;
+  spec?: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- Kubernetes objects of any kind pass through
+  status?: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- as spec
 }
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';

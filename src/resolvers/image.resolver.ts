@@ -3,7 +3,7 @@ import { Arg, Authorized, Ctx, ID, Info, Int, Mutation, Query, Resolver } from '
 import { Image } from '../entities/index.js';
 import { Role } from '../graphql/auth-checker.js';
 import type { Context } from '../graphql/context.js';
-import { connectionTypes, selects } from '../graphql/pagination.js';
+import { connectionTypes, selects } from '../graphql/connection.js';
 import { CreateImageInput, UpdateImageInput } from './image.inputs.js';
 
 export const ImageConnection = connectionTypes('Image', Image);

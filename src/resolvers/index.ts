@@ -1,6 +1,6 @@
 import { ImageResolver } from './image.resolver.js';
 import { InstructionPageResolver } from './instruction-page.resolver.js';
-import { LabInstanceStatusResolver } from './lab-instance-status.resolver.js';
+import { LabInstanceStatusResolver } from './lab-instance.status.resolver.js';
 import { LabInstanceResolver, UserLabInstancesResolver } from './lab-instance.resolver.js';
 import { LabResolver, LabVmResolver } from './lab.resolver.js';
 import { UserResolver } from './user.resolver.js';

@@ -3,7 +3,7 @@ import { InstructionPage, Lab } from '../entities/index.js';
 import { Role } from '../graphql/auth-checker.js';
 import type { Context } from '../graphql/context.js';
 import { idOf } from '../graphql/loaders.js';
-import { CreateInstructionPageInput, UpdateInstructionPageInput } from './lab.inputs.js';
+import { CreateInstructionPageInput, UpdateInstructionPageInput } from './instruction-page.inputs.js';
 
 @Resolver(() => InstructionPage)
 export class InstructionPageResolver {

@@ -2,7 +2,7 @@ import { Arg, Authorized, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver
 import { Lab, LabInstance, User } from '../entities/index.js';
 import { Role } from '../graphql/auth-checker.js';
 import type { Context } from '../graphql/context.js';
-import { notFound } from '../graphql/errors.js';
+import { notFound } from '../errors.js';
 import { LabInstanceConnection, LabInstanceFilter, StartLabPayload, VncAccess } from './lab-instance.types.js';
 
 @Resolver(() => LabInstance)

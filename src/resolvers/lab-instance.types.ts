@@ -1,6 +1,6 @@
 import { Field, ID, InputType, ObjectType } from 'type-graphql';
 import { LabInstance, LabInstanceStatus, VmStatus } from '../entities/index.js';
-import { connectionTypes } from '../graphql/pagination.js';
+import { connectionTypes } from '../graphql/connection.js';
 
 export const LabInstanceConnection = connectionTypes('LabInstance', LabInstance);
 

@@ -1,7 +1,7 @@
 import { Length, Matches, ValidateNested } from 'class-validator';
 import { Field, ID, InputType, Int } from 'type-graphql';
 import { DNS_LABEL, DNS_SUBDOMAIN, LIMITS } from '../services/rules.js';
-import { Lifetime, PageContent, Position, Text } from './validators.js';
+import { Lifetime, Text } from './validators.js';
 
 @InputType({ description: 'A VM slot: its name within the lab and the image it starts from.' })
 export class LabVmInput {
@@ -55,37 +55,4 @@ export class UpdateLabInput {
   @Field(() => Int, { nullable: true, description: 'Set null explicitly to remove the limit.' })
   @Lifetime()
   instanceLifetimeMinutes?: number | null;
-}
-
-@InputType({ description: 'A new instruction page.' })
-export class CreateInstructionPageInput {
-  @Field(() => ID, { description: 'The lab the page belongs to.' })
-  labId!: string;
-
-  @Field(() => String, { description: '1-128 characters.' })
-  @Text('title', LIMITS.pageTitle)
-  title!: string;
-
-  @Field(() => String, { nullable: true, description: 'Free text; Markdown or HTML, as the front end renders it.' })
-  @PageContent()
-  content?: string | null;
-
-  @Field(() => Int, { nullable: true, description: 'Default: after the last page.' })
-  @Position()
-  position?: number | null;
-}
-
-@InputType({ description: 'Changes to an instruction page; omitted fields keep their value.' })
-export class UpdateInstructionPageInput {
-  @Field(() => String, { nullable: true, description: '1-128 characters.' })
-  @Text('title', LIMITS.pageTitle, true)
-  title?: string | null;
-
-  @Field(() => String, { nullable: true, description: 'Free text; null removes it.' })
-  @PageContent()
-  content?: string | null;
-
-  @Field(() => Int, { nullable: true, description: 'Order within the lab, ascending (0-10000).' })
-  @Position()
-  position?: number | null;
 }

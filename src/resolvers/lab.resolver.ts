@@ -4,7 +4,7 @@ import { Image, InstructionPage, Lab, LabVm } from '../entities/index.js';
 import { Role } from '../graphql/auth-checker.js';
 import type { Context } from '../graphql/context.js';
 import { idOf } from '../graphql/loaders.js';
-import { connectionTypes, selects } from '../graphql/pagination.js';
+import { connectionTypes, selects } from '../graphql/connection.js';
 import { CreateLabInput, LabVmInput, UpdateLabInput } from './lab.inputs.js';
 
 export const LabConnection = connectionTypes('Lab', Lab);

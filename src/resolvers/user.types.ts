@@ -1,6 +1,6 @@
 import { Field, ObjectType } from 'type-graphql';
 import { User } from '../entities/index.js';
-import { connectionTypes } from '../graphql/pagination.js';
+import { connectionTypes } from '../graphql/connection.js';
 
 @ObjectType({ description: 'The result of signing in or registering.' })
 export class AuthPayload {

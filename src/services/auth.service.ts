@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/core';
 import { ConfigError, type Config } from '../config.js';
 import { Session, User } from '../entities/index.js';
-import { AppError } from '../graphql/errors.js';
+import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { PASSWORD_MESSAGES, passwordProblem } from './password-policy.js';
 import { dummyPasswordHash, hashPassword, verifyPassword } from './passwords.js';
@@ -52,12 +52,6 @@ export class AuthService {
   /** Revokes one session at once; every replica checks the row on each request. */
   async revokeSession(sessionId: string): Promise<void> {
     await this.em.nativeUpdate(Session, { id: sessionId, revokedAt: null }, { revokedAt: new Date() });
-  }
-
-  /** Revokes every session of the user except `keep`. */
-  async revokeAllSessions(userId: number, keep?: string): Promise<void> {
-    const where = keep ? { user: userId, revokedAt: null, id: { $ne: keep } } : { user: userId, revokedAt: null };
-    await this.em.nativeUpdate(Session, where, { revokedAt: new Date() });
   }
 }
 

@@ -1,4 +1,4 @@
-import { badInput } from '../graphql/errors.js';
+import { badInput } from '../errors.js';
 
 /** GraphQL IDs are decimal strings of positive integers here; anything else names the field. */
 export function parseId(value: string | number, field = 'id'): number {

@@ -1,8 +1,8 @@
 import type { EntityManager } from '@mikro-orm/core';
 import { Image, LabVm } from '../entities/index.js';
-import { conflict, notFound } from '../graphql/errors.js';
-import type { Connection, PageArgs } from '../graphql/pagination.js';
-import { paginate } from '../graphql/pagination.js';
+import { conflict, notFound } from '../errors.js';
+import type { Connection, PageArgs } from './pagination.js';
+import { paginate } from './pagination.js';
 import { parseId } from './ids.js';
 import { bumpCatalogueVersion } from './catalogue-version.js';
 import { searchFilter } from './search.js';

@@ -1,15 +1,15 @@
 import type { Config } from '../config.js';
 import type { Orm } from '../db.js';
 import type { Logger } from '../logger.js';
-import type { Context } from '../graphql/context.js';
+import type { EntityManager } from '@mikro-orm/core';
 import type { Mailer } from '../mail/mailer.js';
 import { AccountService } from './account.service.js';
 import { AuthService } from './auth.service.js';
 import { ImageService } from './image.service.js';
 import { InstructionPageService } from './instruction-page.service.js';
 import type { KubeClient, KubeConnection } from '../k8s/client.js';
-import type { InstanceEvents } from './instance-events.js';
-import { LabInstanceService } from './lab-instance.service.js';
+import type { InstanceEvents } from './lab-instance.events.js';
+import { LabInstanceService, type InstanceTouch } from './lab-instance.service.js';
 import { LabService } from './lab.service.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { SessionTokens } from './session-tokens.js';
@@ -26,8 +26,8 @@ export interface AppDeps {
   kube: KubeClient;
   kubeConnection: KubeConnection;
   events: InstanceEvents;
-  /** Set once the live-status reconciler exists. */
-  reconciler?: { touch(id: number): void };
+  /** The live-status reconciler, built before the services. */
+  reconciler: InstanceTouch;
 }
 
 /** Services bound to one request's EntityManager. */
@@ -41,16 +41,17 @@ export interface Services {
   instances: LabInstanceService;
 }
 
-export function createServices(deps: AppDeps, ctx: Pick<Context, 'em'>): Services {
+/** The services of one request or operation, bound to its EntityManager. */
+export function createServices(deps: AppDeps, em: EntityManager): Services {
   const max = deps.config.graphql.maxPageSize;
-  const auth = new AuthService(ctx.em, deps.config, deps.sessionTokens);
+  const auth = new AuthService(em, deps.config, deps.sessionTokens);
   return {
     auth,
-    accounts: new AccountService(ctx.em, deps.config, auth, deps.mailer, deps.rateLimiter),
-    users: new UserService(ctx.em, max),
-    images: new ImageService(ctx.em, max),
-    labs: new LabService(ctx.em, max),
-    pages: new InstructionPageService(ctx.em),
-    instances: new LabInstanceService(ctx.em, deps),
+    accounts: new AccountService(em, deps.config, auth, deps.mailer, deps.rateLimiter),
+    users: new UserService(em, max),
+    images: new ImageService(em, max),
+    labs: new LabService(em, max),
+    pages: new InstructionPageService(em),
+    instances: new LabInstanceService(em, deps),
   };
 }

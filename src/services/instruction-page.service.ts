@@ -1,6 +1,6 @@
 import type { EntityManager } from '@mikro-orm/core';
 import { InstructionPage, Lab } from '../entities/index.js';
-import { notFound } from '../graphql/errors.js';
+import { notFound } from '../errors.js';
 import { bumpCatalogueVersion } from './catalogue-version.js';
 import { parseId } from './ids.js';
 

@@ -1,19 +1,24 @@
 import type { EntityManager, FilterQuery } from '@mikro-orm/core';
 import type { Config } from '../config.js';
 import { Image, Lab, LabInstance, LabInstanceStatus, LabVm, User, VmPhase } from '../entities/index.js';
-import { AppError, badInput, conflict, kubernetesError, notFound } from '../graphql/errors.js';
-import { paginate, type Connection, type PageArgs } from '../graphql/pagination.js';
+import { AppError, badInput, conflict, kubernetesError, notFound } from '../errors.js';
+import { paginate, type Connection, type PageArgs } from './pagination.js';
 import type { KubeClient } from '../k8s/client.js';
 import { buildNamespace, buildNetworkPolicy, buildVirtualMachineInstance, type InstanceSpec } from '../k8s/templates/instance.js';
 import type { Logger } from '../logger.js';
 import { parseId } from './ids.js';
-import { snapshotOf, type InstanceEvents } from './instance-events.js';
-import { issueVncAccess, type VncAccessData } from './vnc.js';
+import { snapshotOf, type InstanceEvents } from './lab-instance.events.js';
+import { issueVncAccess, type VncAccessData } from './lab-instance.vnc.js';
 
 export interface InstanceFilter {
   labId?: string | null;
   userId?: string | null;
   status?: LabInstanceStatus[] | null;
+}
+
+/** What the services need of the live-status reconciler. */
+export interface InstanceTouch {
+  touch(id: number): void;
 }
 
 export interface LabInstanceDeps {
@@ -22,7 +27,7 @@ export interface LabInstanceDeps {
   events: InstanceEvents;
   logger: Logger;
   /** Re-derives an instance from the cluster soon (the live-status reconciler). */
-  reconciler?: { touch(id: number): void };
+  reconciler: InstanceTouch;
 }
 
 /** Starting, stopping and reading lab instances; the cluster is reached only through KubeClient. */
@@ -69,7 +74,7 @@ export class LabInstanceService {
     instance.updatedAt = new Date();
     await this.em.flush();
     this.deps.events.publish(snapshotOf(instance));
-    this.deps.reconciler?.touch(instance.id);
+    this.deps.reconciler.touch(instance.id);
     return { instance, vnc: await this.vncFor(viewer, instance) };
   }
 
@@ -188,5 +193,5 @@ export async function stopInstance(em: EntityManager, deps: LabInstanceDeps, ins
   instance.updatedAt = now;
   await em.flush();
   deps.events.publish(snapshotOf(instance));
-  deps.reconciler?.touch(instance.id);
+  deps.reconciler.touch(instance.id);
 }

@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/core';
 import { Image, InstructionPage, Lab, LabInstance, LabInstanceStatus, LabVm } from '../entities/index.js';
-import { badInput, conflict, notFound } from '../graphql/errors.js';
-import { paginate, type Connection, type PageArgs } from '../graphql/pagination.js';
+import { badInput, conflict, notFound } from '../errors.js';
+import { paginate, type Connection, type PageArgs } from './pagination.js';
 import { parseId } from './ids.js';
 import { bumpCatalogueVersion } from './catalogue-version.js';
 import { searchFilter } from './search.js';

@@ -1,5 +1,5 @@
 import { createRequire } from 'node:module';
-import { badInput } from '../graphql/errors.js';
+import { badInput } from '../errors.js';
 
 const require = createRequire(import.meta.url);
 /** Mozilla's list of the most common passwords of 8 characters or more (Firefox Accounts). */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Config, RateLimitRule } from '../config.js';
 import type { Orm } from '../db.js';
-import { rateLimited } from '../graphql/errors.js';
+import { rateLimited } from '../errors.js';
 import type { Logger } from '../logger.js';
 
 export type RateLimitedAction = keyof Config['auth']['rateLimits'];

@@ -1,7 +1,7 @@
 import { LockMode, type EntityManager, type FilterQuery } from '@mikro-orm/core';
 import { User } from '../entities/index.js';
-import { badInput, conflict, notFound } from '../graphql/errors.js';
-import { paginate, type Connection, type PageArgs, type SortKey } from '../graphql/pagination.js';
+import { badInput, conflict, notFound } from '../errors.js';
+import { paginate, type Connection, type PageArgs, type SortKey } from './pagination.js';
 import { revokeSessions } from './account.service.js';
 import { parseId } from './ids.js';
 import { searchFilter } from './search.js';

@@ -159,7 +159,7 @@ async function startServer(run: Run, pgCtl: string, dataDir: string, dir: string
     } catch (error) {
       const log = await readFile(logFile, 'utf8').catch(() => '');
       if (attempt < 3 && /could not bind|address already in use/i.test(log)) continue;
-      throw new Error(`PostgreSQL did not start: ${(error as Error).message}\nserver log:\n${log.slice(-2000)}`);
+      throw new Error(`PostgreSQL did not start: ${(error as Error).message}\nserver log:\n${log.slice(-2000)}`, { cause: error });
     }
   }
 }
@@ -234,9 +234,9 @@ async function runProgram(runAs: PostgresUser | undefined, file: string, args: s
     await execFileAsync(cmd, cmdArgs, { cwd, timeout: 120_000 });
   } catch (error) {
     const { stderr, stdout, code } = error as { stderr?: string; stdout?: string; code?: string | number };
-    if (code === 'ENOENT') throw new Error(`Cannot run ${cmd}: not found`);
+    if (code === 'ENOENT') throw new Error(`Cannot run ${cmd}: not found`, { cause: error });
     const output = `${stderr ?? ''}${stdout ?? ''}`.trim();
-    throw new Error(`${[cmd, ...cmdArgs].join(' ')} failed (${code ?? 'error'}): ${output}`);
+    throw new Error(`${[cmd, ...cmdArgs].join(' ')} failed (${code ?? 'error'}): ${output}`, { cause: error });
   }
 }
 

@@ -101,12 +101,12 @@ export function subscribeLegacy<T, V>(wsUrl: string, token: string | undefined, 
 export function subscribeApollo<T, V>(wsUrl: string, token: string, doc: TypedDocumentNode<T, V>, variables?: V) {
   const wsClient = graphqlWsClient(wsUrl, token);
   const apollo = new ApolloClient({ link: new GraphQLWsLink(wsClient), cache: new InMemoryCache() });
-  let subscription: { unsubscribe(): void } | undefined;
+  const held: { subscription?: { unsubscribe(): void } } = {};
   const c = collector<T>(() => {
-    subscription?.unsubscribe();
+    held.subscription?.unsubscribe();
     void wsClient.dispose();
   });
-  subscription = apollo.subscribe({ query: doc, variables: variables as never }).subscribe({
+  held.subscription = apollo.subscribe({ query: doc, variables: variables as never }).subscribe({
     next: (result) => (result.error ? c.fail(result.error) : c.push(result.data as T)),
     error: (err) => c.fail(err),
     complete: () => c.complete(),

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Session, User } from '../src/entities/index.js';
-import { endedSessions } from '../src/graphql/context.js';
+import { endedSessions } from '../src/services/account.sessions.js';
 import { createUser } from './support/factories.js';
 import { ENGINES, startTestServer, type TestServer } from './support/server.js';
 
@@ -24,7 +24,7 @@ describe.each(ENGINES)('the session check of open connections on %s', (engine) =
     add('of-inactive', inactive.user.id, hour);
     await em.flush();
     const viewer = (sessionId: string, user: User) => ({ sessionId, user });
-    const ended = await endedSessions(server.app.deps, [
+    const ended = await endedSessions(server.app.deps.orm.em, [
       viewer('live', active.user),
       viewer('revoked', active.user),
       viewer('expired', active.user),
@@ -33,6 +33,6 @@ describe.each(ENGINES)('the session check of open connections on %s', (engine) =
       viewer('live', inactive.user), // a session presented for someone else
     ]);
     expect([...ended].sort()).toEqual(['expired', 'live', 'missing', 'of-inactive', 'revoked']);
-    expect([...(await endedSessions(server.app.deps, [viewer('live', active.user)]))]).toEqual([]);
+    expect([...(await endedSessions(server.app.deps.orm.em, [viewer('live', active.user)]))]).toEqual([]);
   });
 });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LabInstance, LabInstanceStatus, VmPhase } from '../src/entities/index.js';
-import { readInstanceRows, writeInstanceStates, type StateWrite } from '../src/services/instance-rows.js';
+import { readInstanceRows, writeInstanceStates, type StateWrite } from '../src/services/lab-instance.rows.js';
 import { createLabWithVms } from './support/catalogue.js';
 import { createAdmin, type TestUser } from './support/factories.js';
 import { ENGINES, startTestServer, type TestServer } from './support/server.js';

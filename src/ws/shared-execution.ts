@@ -1,9 +1,9 @@
 import { createSourceEventStream, execute, GraphQLError, type ExecutionArgs, type ExecutionResult, type FormattedExecutionResult } from 'graphql';
 import type { WebSocket } from 'ws';
-import type { Context } from './context.js';
-import { formatError } from './errors.js';
+import type { Context } from '../graphql/context.js';
+import { reportAndMask } from '../graphql/errors.js';
 import type { Fanout, PayloadOf } from './fanout.js';
-import type { InstanceStream } from './instance-stream.js';
+import type { InstanceStream } from '../services/lab-instance.stream.js';
 
 /** Where a graphql-transport-ws subscription's messages may be written directly (see Fanout). */
 export const PUSH_TARGET = Symbol('push target');
@@ -17,9 +17,9 @@ export interface PushTarget {
 
 export type SubscribeArgs = ExecutionArgs & { [PUSH_TARGET]?: PushTarget };
 
-/** Errors masked and coded as on HTTP. */
-export const formatResult = (result: ExecutionResult): FormattedExecutionResult =>
-  result.errors ? { ...result, errors: result.errors.map((e) => formatError(e.toJSON(), e)) } : result;
+/** Errors reported and masked as on HTTP, in the scope (logger, request id) of the operation's context. */
+export const formatResult = (result: ExecutionResult, context: Context): FormattedExecutionResult =>
+  result.errors ? { ...result, errors: result.errors.map((e) => reportAndMask(context, e)) } : result;
 
 interface Shared {
   result: Promise<ExecutionResult> | ExecutionResult;
@@ -63,7 +63,7 @@ function sharedJson(args: ExecutionArgs, key: string, event: object): Promise<st
   const entry = shared(args, key, event);
   if (entry.json === undefined) {
     const { result } = entry;
-    const stringify = (r: ExecutionResult) => JSON.stringify(formatResult(r));
+    const stringify = (r: ExecutionResult) => JSON.stringify(formatResult(r, args.contextValue as Context));
     if (result instanceof Promise) {
       const json = result.then(stringify, (err: Error) => stringify({ errors: [new GraphQLError(err.message, { originalError: err })] }));
       entry.json = json;

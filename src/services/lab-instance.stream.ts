@@ -1,5 +1,5 @@
 import { LabInstanceStatus } from '../entities/index.js';
-import type { InstanceEvents, InstanceSnapshot } from '../services/instance-events.js';
+import type { InstanceEvents, InstanceSnapshot } from './lab-instance.events.js';
 
 export interface StreamOptions {
   /** One instance, or undefined for every instance that `visible` admits. */
@@ -73,7 +73,10 @@ export function instanceStream(events: InstanceEvents, opts: StreamOptions): Ins
       const sig = signature(s);
       if (sent.get(s.id) === sig) continue;
       sent.set(s.id, sig);
-      if (opts.completeAfter?.(s)) done = true, unsubscribe();
+      if (opts.completeAfter?.(s)) {
+        done = true;
+        unsubscribe();
+      }
       return { value: s, done: false };
     }
   };

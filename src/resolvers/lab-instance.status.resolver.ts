@@ -2,8 +2,8 @@ import { Arg, Ctx, ID, Resolver, Root, Subscription, type ResolverData } from 't
 import { LabInstance, LabInstanceStatus } from '../entities/index.js';
 import { requireViewer } from '../graphql/auth-checker.js';
 import type { Context } from '../graphql/context.js';
-import { completesAfterStopped, instanceStream } from '../graphql/instance-stream.js';
-import { snapshotOf, ACTIVE_STATUSES, type InstanceSnapshot } from '../services/instance-events.js';
+import { completesAfterStopped, instanceStream } from '../services/lab-instance.stream.js';
+import { snapshotOf, ACTIVE_STATUSES, type InstanceSnapshot } from '../services/lab-instance.events.js';
 import { findVisibleInstance } from '../services/lab-instance.service.js';
 import { LabInstanceStatusEvent } from './lab-instance.types.js';
 

@@ -18,7 +18,6 @@ import { ENGINES, startTestServer, type TestServer } from './support/server.js';
 import { graphqlWsClient, subscribeApollo, subscribeGraphqlWs, subscribeLegacy, type Received } from './support/subscriptions.js';
 import { eventually } from './support/wait.js';
 
-type OneEvent = LabInstanceStatusSubscription['labInstanceStatus'];
 type AnyEvent = LabInstancesStatusSubscription['labInstancesStatus'];
 
 const statuses = (events: { status: string }[]) => events.map((e) => e.status).filter((s, i, all) => s !== all[i - 1]);
@@ -39,7 +38,7 @@ describe.each(ENGINES)('live status on %s', (engine) => {
       WATCH_STALL_SECONDS: '2.5',
       WATCH_BACKOFF_MAX_SECONDS: '0.5',
     });
-    cluster = server.app.deps.kubeConnection.simulated!;
+    cluster = server.app.simulated!;
     cluster.setAutoProgress(false);
     [admin, owner, other] = await Promise.all([createAdmin(server), createUser(server, { isTrusted: true }), createUser(server)]);
     labId = (await createLabWithVms(admin.client, ['router', 'client-a', 'client-b'])).lab.id;

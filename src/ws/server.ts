@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
@@ -6,6 +7,7 @@ import {
   parse,
   validate,
   type DocumentNode,
+  type ExecutionResult,
   type GraphQLSchema,
   type OperationDefinitionNode,
 } from 'graphql';
@@ -13,9 +15,10 @@ import { useServer } from 'graphql-ws/use/ws';
 import { SubscriptionServer } from 'subscriptions-transport-ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { AppDeps } from '../services/index.js';
-import { buildContext, endedSessions, sessionStillValid, type Context, type Viewer } from './context.js';
-import { formatError } from './errors.js';
-import { enforceQueryLimits } from './limits.js';
+import { buildContext, type Context, type Viewer } from '../graphql/context.js';
+import { endedSessions, sessionStillValid } from '../services/account.sessions.js';
+import { reportAndMask } from '../graphql/errors.js';
+import { enforceQueryLimits } from '../graphql/limits.js';
 import { Fanout, HIGH_WATER_BYTES } from './fanout.js';
 import { formatResult, PUSH_TARGET, sharedSubscribe, type SubscribeArgs } from './shared-execution.js';
 
@@ -74,7 +77,7 @@ function periodicSessionCheck(deps: AppDeps, viewers: Map<WebSocket, Viewer>): N
   const check = async () => {
     for (const ws of viewers.keys()) if (ws.readyState !== ws.OPEN) viewers.delete(ws);
     if (!viewers.size) return;
-    const ended = await endedSessions(deps, viewers.values());
+    const ended = await endedSessions(deps.orm.em, viewers.values());
     for (const [ws, viewer] of viewers) {
       if (!ended.has(viewer.sessionId)) continue;
       viewers.delete(ws);
@@ -111,7 +114,7 @@ export function attachWebSockets(httpServer: Server, schema: GraphQLSchema, deps
   /** One context per connection (its viewer, EntityManager and loaders), re-checked on every subscribe. */
   const contextFor = async (socket: WebSocket, authorization: string | null, ip?: string): Promise<Context> => {
     const cached = contexts.get(socket);
-    if (cached && (await sessionStillValid(deps, await cached))) return cached;
+    if (cached && (await sessionStillValid(deps.orm.em, (await cached).viewer))) return cached;
     const context = buildContext(deps, { authorization, ip, congested: () => socket.bufferedAmount > HIGH_WATER_BYTES });
     contexts.set(socket, context);
     const { viewer } = await context;
@@ -120,6 +123,14 @@ export function attachWebSockets(httpServer: Server, schema: GraphQLSchema, deps
     return context;
   };
   const sessionCheck = periodicSessionCheck(deps, viewers);
+  /** Errors before a context exists (parse, limits) are reported under the connection's logger. */
+  const scopeOf = (socket: WebSocket) => ({ logger: deps.logger.child({ component: 'ws' }), requestId: connectionIds.get(socket) ?? connectionId(socket) });
+  const connectionIds = new WeakMap<WebSocket, string>();
+  const connectionId = (socket: WebSocket) => {
+    const id = randomUUID();
+    connectionIds.set(socket, id);
+    return id;
+  };
   const limits = (document: DocumentNode, variables: unknown, operationName?: string | null) => {
     const operation = operationOf(document, operationName);
     if (operation) enforceQueryLimits(schema, document, operation, variables as Record<string, unknown>, deps.config.graphql);
@@ -148,8 +159,8 @@ export function attachWebSockets(httpServer: Server, schema: GraphQLSchema, deps
           return [toGraphQLError(err)];
         }
       },
-      onError: (_ctx, _id, _payload, errors) => errors.map((e) => formatError(e.toJSON(), e)),
-      onNext: (_ctx, _id, _payload, _args, result) => formatResult(result) as never,
+      onError: (ctx, _id, payload, errors) => errors.map((e) => reportAndMask(scopeOf(ctx.extra.socket), e, payload.operationName)),
+      onNext: (_ctx, _id, _payload, args, result) => formatResult(result, args.contextValue as Context) as never,
     },
     modern,
     deps.config.graphql.keepAliveMs,
@@ -162,12 +173,12 @@ export function attachWebSockets(httpServer: Server, schema: GraphQLSchema, deps
       subscribe: sharedSubscribe as never,
       keepAlive: deps.config.graphql.keepAliveMs,
       onConnect: (params: unknown) => ({ authorization: authorizationOf(params) }),
-      onOperation: async (message: { payload: Record<string, unknown> }, params: Record<string, any>, socket: WebSocket) => {
+      onOperation: async (message: { payload: Record<string, unknown> }, params: Record<string, unknown> & { context?: { authorization?: string | null } }, socket: WebSocket) => {
         const prepared = prepare(message.payload.query);
-        if (prepared.errors) throw { errors: prepared.errors.map((e) => formatError(e.toJSON(), e)) };
+        if (prepared.errors) throw { errors: prepared.errors.map((e) => reportAndMask(scopeOf(socket), e)) };
         limits(prepared.document, message.payload.variables, message.payload.operationName as string);
         const context = await contextFor(socket, params.context?.authorization ?? null);
-        return { ...params, query: prepared.document, context, formatResponse: formatResult };
+        return { ...params, query: prepared.document, context, formatResponse: (result: ExecutionResult) => formatResult(result, context) };
       },
     },
     legacy,

@@ -1,8 +1,8 @@
 import type { ExecutionResult } from 'graphql';
 import type { WebSocket } from 'ws';
-import type { InstanceSnapshot } from '../services/instance-events.js';
-import type { InstanceStream } from './instance-stream.js';
-import { sendTextFrames } from './ws-frames.js';
+import type { InstanceSnapshot } from '../services/lab-instance.events.js';
+import type { InstanceStream } from '../services/lab-instance.stream.js';
+import { sendTextFrames } from './frames.js';
 
 /** A socket with more unsent bytes than this makes its subscriptions wait (and coalesce). */
 export const HIGH_WATER_BYTES = 1 << 20;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { LabInstanceStatus, VmPhase } from '../src/entities/index.js';
-import { instanceStream } from '../src/graphql/instance-stream.js';
-import { InstanceEvents, type InstanceSnapshot } from '../src/services/instance-events.js';
+import { instanceStream } from '../src/services/lab-instance.stream.js';
+import { InstanceEvents, type InstanceSnapshot } from '../src/services/lab-instance.events.js';
 
 const snap = (id: number, status: LabInstanceStatus, n = 0): InstanceSnapshot => ({
   id,

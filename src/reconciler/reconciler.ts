@@ -4,12 +4,12 @@ import type { Config } from '../config.js';
 import type { Orm } from '../db.js';
 import { LabInstance, LabInstanceStatus } from '../entities/index.js';
 import type { Logger } from '../logger.js';
-import { ACTIVE_STATUSES, snapshotOf, type InstanceEvents } from '../services/instance-events.js';
-import { deriveState } from '../services/instance-state.js';
-import { readInstanceRows, writeInstanceStates, type InstanceRow, type StateWrite } from '../services/instance-rows.js';
+import { ACTIVE_STATUSES, snapshotOf } from '../services/lab-instance.events.js';
+import { deriveState } from '../services/lab-instance.state.js';
+import { readInstanceRows, writeInstanceStates, type InstanceRow, type StateWrite } from '../services/lab-instance.rows.js';
 import { stopInstance, type LabInstanceDeps } from '../services/lab-instance.service.js';
-import { Informer, type KubeObject, type WatchedKind } from './informer.js';
-import { instanceIdOf, MANAGED_SELECTOR } from './templates/labels.js';
+import { Informer, type KubeObject, type WatchedKind } from '../k8s/informer.js';
+import { instanceIdOf, MANAGED_SELECTOR } from '../k8s/templates/labels.js';
 
 const KINDS: WatchedKind[] = ['namespaces', 'pods', 'virtualmachineinstances'];
 
@@ -42,12 +42,16 @@ export class Reconciler {
   /** Namespaces whose deletion this replica watched (or found missing on a relist). */
   private readonly goneNamespaces = new Set<string>();
 
+  /** The services' dependencies with this reconciler in them, for the stops it makes itself. */
+  private readonly deps: LabInstanceDeps;
+
   constructor(
     private readonly orm: Orm,
-    private readonly deps: LabInstanceDeps,
+    deps: Omit<LabInstanceDeps, 'reconciler'>,
     private readonly config: Config,
     private readonly logger: Logger,
   ) {
+    this.deps = { ...deps, reconciler: this };
     this.engine = config.database.engine;
     const k = config.kubernetes;
     const options = {
