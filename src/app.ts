@@ -9,6 +9,7 @@ import type { GraphQLSchema } from 'graphql';
 import type { Config } from './config.js';
 import { openDatabase } from './db.js';
 import { buildContext, type Context } from './graphql/context.js';
+import { createDocumentStore } from './graphql/documents.js';
 import { formatError } from './graphql/errors.js';
 import { graphiqlPage, wantsGraphiql } from './graphql/graphiql.js';
 import { errorReportingPlugin, queryLimitsPlugin } from './graphql/plugins.js';
@@ -22,8 +23,9 @@ import { RateLimiter } from './services/rate-limiter.js';
 import { SessionTokens } from './services/session-tokens.js';
 import { connectKubernetes, KubeClient } from './k8s/client.js';
 import { InstanceEvents } from './services/lab-instance.events.js';
+import { AccountEvents } from './services/account.events.js';
 import { scheduleHousekeeping } from './services/housekeeping.js';
-import { Reconciler } from './reconciler/reconciler.js';
+import { Reconciler } from './reconciler/lab-instance.reconciler.js';
 import type { SimulatedCluster } from './simulated/index.js';
 import { attachWebSockets } from './ws/server.js';
 
@@ -72,6 +74,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     kube: new KubeClient(kubeConnection.kubeConfig, config.kubernetes.requestTimeoutMs),
     kubeConnection,
     events: new InstanceEvents(),
+    accountEvents: new AccountEvents(),
   };
   // The reconciler drives the services (it stops expired instances) and they touch it: built first.
   const reconciler = new Reconciler(orm, base, config, logger.child({ component: 'reconciler' }));
@@ -89,12 +92,15 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     introspection: true,
     stopOnTerminationSignals: false, // main.ts owns signals; Apollo's own handler re-raises SIGTERM
     includeStacktraceInErrorResponses: false,
+    // Bounded by bytes held, query text included; parsing stops at maxTokens, before any cache.
+    documentStore: createDocumentStore(config.graphql.documentCacheBytes),
+    parseOptions: { maxTokens: config.graphql.maxTokens },
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer }),
       ApolloServerPluginCacheControlDisabled(), // no HTTP caching hints: it wraps every field resolver
       queryLimitsPlugin(() => schema, config.graphql),
       errorReportingPlugin(),
-      catalogueCachePlugin(orm, config.graphql.catalogueCacheEntries),
+      catalogueCachePlugin(orm, config.graphql.catalogueCacheEntries, config.graphql.catalogueCacheBytes),
     ],
   });
   await apollo.start();

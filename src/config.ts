@@ -30,7 +30,7 @@ export interface Config {
     verificationTokenTtlSeconds: number;
     passwordResetTokenTtlSeconds: number;
     superuser?: { email: string; password: string; firstName: string };
-    rateLimits: Record<'login' | 'register' | 'passwordReset' | 'verifyEmail' | 'resendVerification', RateLimitRule>;
+    rateLimits: Record<'login' | 'register' | 'passwordReset' | 'verifyEmail' | 'resendVerification' | 'resetPassword', RateLimitRule>;
   };
   email: {
     host?: string;
@@ -54,6 +54,8 @@ export interface Config {
     requestTimeoutMs: number;
     /** How often every active instance is re-derived from the watch caches (and expiry is checked). */
     resyncMs: number;
+    /** A STARTING instance not READY this long after startLab becomes FAILED, with the reason. */
+    startTimeoutMs: number;
     /** Instances per UPDATE statement when a burst of changes is written. */
     writeBatch: number;
     /** A watch that sends nothing, not even a bookmark, for this long is restarted. */
@@ -71,7 +73,31 @@ export interface Config {
     wsProxyPort: string;
     wsProxyPathPrefix: string;
   };
-  graphql: { maxDepth: number; maxCost: number; maxPageSize: number; keepAliveMs: number; sessionCheckMs: number; catalogueCacheEntries: number };
+  graphql: {
+    maxDepth: number;
+    maxCost: number;
+    maxAliases: number;
+    maxRootFields: number;
+    /** Tokens a query may have; parsing stops there (HTTP and WebSocket alike). */
+    maxTokens: number;
+    maxPageSize: number;
+    keepAliveMs: number;
+    sessionCheckMs: number;
+    catalogueCacheEntries: number;
+    catalogueCacheBytes: number;
+    /** Parsed documents kept, by the bytes they hold (query text included); per cache (HTTP, WebSocket). */
+    documentCacheBytes: number;
+    /** A WebSocket message larger than this closes the socket (1009), as a larger HTTP body is refused (413). */
+    wsMaxMessageBytes: number;
+    /** A socket whose client leaves more than this unread is closed (1008): no result waits unbounded. */
+    wsMaxBufferedBytes: number;
+    /** Queries and mutations executing at once per socket; more are refused (RATE_LIMITED). */
+    wsMaxInFlight: number;
+    /** Subscriptions per socket. */
+    wsMaxSubscriptions: number;
+    /** A socket that has not sent connection_init by then is closed (4408), on both protocols. */
+    wsInitTimeoutMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -164,6 +190,7 @@ function buildConfig(e: Env, development: boolean, problems: string[]): Config {
       simulatedVmReadySeconds: e.SIMULATED_VM_READY_SECONDS,
       requestTimeoutMs: Math.round(e.KUBERNETES_REQUEST_TIMEOUT_SECONDS * 1000),
       resyncMs: Math.round(e.STATUS_RESYNC_SECONDS * 1000),
+      startTimeoutMs: Math.round(e.START_TIMEOUT_SECONDS * 1000),
       writeBatch: e.STATUS_WRITE_BATCH,
       watchStallMs: Math.round(e.WATCH_STALL_SECONDS * 1000),
       watchBackoffMaxMs: Math.round(e.WATCH_BACKOFF_MAX_SECONDS * 1000),
@@ -182,6 +209,16 @@ function buildConfig(e: Env, development: boolean, problems: string[]): Config {
     graphql: {
       maxDepth: e.GRAPHQL_MAX_DEPTH,
       maxCost: e.GRAPHQL_MAX_COST,
+      maxAliases: e.GRAPHQL_MAX_ALIASES,
+      maxRootFields: e.GRAPHQL_MAX_ROOT_FIELDS,
+      maxTokens: e.GRAPHQL_MAX_TOKENS,
+      documentCacheBytes: Math.round(e.GRAPHQL_DOCUMENT_CACHE_MB * 2 ** 20),
+      catalogueCacheBytes: Math.round(e.CATALOGUE_CACHE_MB * 2 ** 20),
+      wsMaxMessageBytes: e.WS_MAX_MESSAGE_KB * 1024,
+      wsMaxBufferedBytes: Math.round(e.WS_MAX_BUFFERED_MB * 2 ** 20),
+      wsMaxInFlight: e.WS_MAX_OPERATIONS_IN_FLIGHT,
+      wsMaxSubscriptions: e.WS_MAX_SUBSCRIPTIONS,
+      wsInitTimeoutMs: Math.round(e.WS_INIT_TIMEOUT_SECONDS * 1000),
       maxPageSize: 100,
       keepAliveMs: Math.round(e.WS_KEEPALIVE_SECONDS * 1000),
       sessionCheckMs: Math.round(e.WS_SESSION_CHECK_SECONDS * 1000),
@@ -199,6 +236,8 @@ function rateLimitsOf(e: Env, problems: string[]): Config['auth']['rateLimits'] 
     passwordReset: rule('RATE_LIMIT_PASSWORD_RESET', e.RATE_LIMIT_PASSWORD_RESET!),
     verifyEmail: rule('RATE_LIMIT_VERIFY_EMAIL', e.RATE_LIMIT_VERIFY_EMAIL!),
     resendVerification: rule('RATE_LIMIT_RESEND_VERIFICATION', e.RATE_LIMIT_RESEND_VERIFICATION!),
+    // Uses of a reset link: per link, and x multiplier per address (guessing links).
+    resetPassword: rule('RATE_LIMIT_RESET_PASSWORD', e.RATE_LIMIT_RESET_PASSWORD!),
   };
 }
 

@@ -71,3 +71,45 @@ describe('configuration', () => {
     expect(loadConfig({ ...production, VNC_TOKEN_SECRET: 'shared-with-the-proxy' }).vnc.tokenSecret).toBe('shared-with-the-proxy');
   });
 });
+
+describe('choosing the cluster', () => {
+  const noKubeconfigHome = async () => {
+    const { mkdtemp } = await import('node:fs/promises');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    return mkdtemp(join(tmpdir(), 'no-kube-'));
+  };
+  const withHome = async <T>(home: string, fn: () => Promise<T>): Promise<T> => {
+    const saved = process.env.HOME;
+    process.env.HOME = home;
+    try {
+      return await fn();
+    } finally {
+      process.env.HOME = saved;
+    }
+  };
+  const neverStarted = () => Promise.reject(new Error('the simulated cluster must not start'));
+
+  it('refuses, in production mode, to fall back to the simulated cluster when auto finds no cluster', async () => {
+    const { connectKubernetes } = await import('../src/k8s/client.js');
+    const { createLogger } = await import('../src/logger.js');
+    const config = loadConfig({ ...production });
+    const error = await withHome(await noKubeconfigHome(), () => connectKubernetes(config, createLogger('error'), neverStarted).catch((e) => e));
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems[0]).toMatch(/^KUBERNETES_MODE: .*KUBERNETES_MODE=simulated/);
+  });
+
+  it('starts the simulated cluster in production mode only when chosen explicitly, and in development mode by default', async () => {
+    const { connectKubernetes } = await import('../src/k8s/client.js');
+    const { createLogger } = await import('../src/logger.js');
+    const started: string[] = [];
+    const start = async () => {
+      started.push('simulated');
+      return { url: 'http://127.0.0.1:1', stop: async () => undefined };
+    };
+    const home = await noKubeconfigHome();
+    const chosen = await withHome(home, () => connectKubernetes(loadConfig({ ...production, KUBERNETES_MODE: 'simulated' }), createLogger('error'), start));
+    const development = await withHome(home, () => connectKubernetes(loadConfig({}), createLogger('error'), start));
+    expect([chosen.mode, development.mode, started.length]).toEqual(['simulated', 'simulated', 2]);
+  });
+});

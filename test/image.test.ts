@@ -70,9 +70,19 @@ describe.each(ENGINES)('images on %s', (engine) => {
     [{ cpuCores: 65 }, 'cpuCores'],
     [{ memory: '3 GB' }, 'memory'],
     [{ memory: '0' }, 'memory'],
+    [{ memory: '512Ki' }, 'memory'],
+    [{ memory: '999999' }, 'memory'],
+    [{ memory: '0.5M' }, 'memory'],
   ])('rejects %j as BAD_USER_INPUT on the field', async (override, field) => {
     const error = await admin.client.fails(CreateImageDocument, { input: { ...input('Valid'), ...override } }, 'BAD_USER_INPUT', field);
     expect(error.message).not.toContain('not a url');
+  });
+
+  it("accepts the smallest memory KubeVirt admits (1M), in decimal and binary units", async () => {
+    for (const memory of ['1M', '1000k', '1000000', '977Ki']) {
+      const { createImage } = await admin.client.ok(CreateImageDocument, { input: input(`Mem ${memory}`, { memory }) });
+      expect(createImage.memory).toBe(memory);
+    }
   });
 
   it('accepts image references with a registry port, nested paths, a tag and a digest', async () => {

@@ -120,7 +120,7 @@ describe.each(ENGINES)('live status on %s', (engine) => {
     for (const s of [anonymous, stranger, byAdmin, feed]) s.close();
   });
 
-  it('refuses new subscriptions on an open connection once its session is revoked', async () => {
+  it('refuses new subscriptions on an open connection once its session is revoked (the connection is closed with 4403)', async () => {
     const session = await createUser(server, { isTrusted: true });
     const { startLab } = await session.client.ok(StartLabDocument, { labId });
     const client = graphqlWsClient(server.wsUrl, session.token);
@@ -129,7 +129,9 @@ describe.each(ENGINES)('live status on %s', (engine) => {
     await session.client.ok('mutation { logout }');
     const after = subscribeGraphqlWs(client, LabInstanceStatusDocument, { id: startLab.labInstance.id });
     await eventually(() => expect(after.errors).toHaveLength(1));
-    expect(JSON.stringify(after.errors)).toContain('UNAUTHENTICATED');
+    // Logout on this replica closes the connection at once (4403); an operation that races it answers UNAUTHENTICATED.
+    const [error] = after.errors as Array<{ code?: number }>;
+    expect(error?.code === 4403 || JSON.stringify(error).includes('UNAUTHENTICATED'), JSON.stringify(error)).toBe(true);
     before.close();
     await client.dispose();
     await owner.client.ok(StopLabInstanceDocument, { id: startLab.labInstance.id }).catch(() => undefined);

@@ -98,7 +98,16 @@ describe.each(ENGINES)('lab instances on %s', (engine) => {
         kind: 'VirtualMachineInstance',
         metadata: { name, namespace: ns, labels },
         spec: {
-          domain: { cpu: { cores }, resources: { requests: { memory } }, devices: { disks: [{ name: 'containerdisk', disk: {} }] } },
+          domain: {
+            cpu: { cores },
+            resources: { requests: { memory } },
+            devices: {
+              disks: [{ name: 'containerdisk', disk: {} }],
+              interfaces: [{ name: 'default', masquerade: {} }],
+              inputs: [{ name: 'tablet', type: 'tablet', bus: 'usb' }],
+            },
+          },
+          networks: [{ name: 'default', pod: {} }],
           volumes: [{ name: 'containerdisk', containerDisk: { image } }],
         },
       })),

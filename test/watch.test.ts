@@ -101,3 +101,40 @@ describe('a watch request', () => {
     }
   });
 });
+
+describe('the informer', () => {
+  it('retries a watch that ends with an ERROR event other than 410 with growing backoff, not at once in a loop', async () => {
+    const { Informer } = await import('../src/k8s/informer.js');
+    const { createLogger } = await import('../src/logger.js');
+    const watchesAt: number[] = [];
+    let third: () => void = () => undefined;
+    const thirdWatch = new Promise<void>((resolve) => (third = resolve));
+    const api = createServer((req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      if (!req.url?.includes('watch=')) {
+        res.end(JSON.stringify({ kind: 'PodList', apiVersion: 'v1', metadata: { resourceVersion: '7' }, items: [] }));
+        return;
+      }
+      watchesAt.push(performance.now());
+      if (watchesAt.length === 3) third();
+      // What the API server sends when it gives up on a watch for another reason than an expired version.
+      res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', status: 'Failure', code: 500, reason: 'InternalError', message: 'etcd hiccup' } })}\n`);
+    });
+    await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+    const options = { labelSelector: 'a=b', requestTimeoutMs: 5000, stallTimeoutMs: 60_000, watchTimeoutSeconds: 300, backoffMinMs: 200, backoffMaxMs: 5000 };
+    const informer = new Informer('pods', kubeConfigFor(url), options, { onEvent: () => undefined, onSynced: () => undefined }, createLogger('error'));
+    informer.start();
+    try {
+      await thirdWatch;
+      const [first, second, thirdAt] = watchesAt;
+      // Backoff with ±20 % jitter: at least 160 ms, then at least 320 ms; an immediate restart takes a few ms.
+      expect(second - first).toBeGreaterThanOrEqual(150);
+      expect(thirdAt - second).toBeGreaterThanOrEqual(300);
+      expect(informer.healthy).toBe(false);
+    } finally {
+      informer.stop();
+      await new Promise<void>((resolve) => api.close(() => resolve()));
+    }
+  });
+});

@@ -45,8 +45,23 @@ export class VmStatus {
   @Field(() => VmPhase, { description: "The VirtualMachineInstance's phase; UNKNOWN when it is missing." })
   phase!: VmPhase;
 
-  @Field(() => Boolean, { description: "The VM's pod reports the Ready condition." })
+  @Field(() => Boolean, {
+    description: "KubeVirt's readiness: the VirtualMachineInstance is Running with its Ready condition True (the guest runs).",
+  })
   ready!: boolean;
+
+  @Field(() => Boolean, {
+    nullable: true,
+    description: "The VM's virt-launcher pod reports the Ready condition (before the guest runs: not a readiness of the VM); null in rows recorded before it was kept.",
+  })
+  podReady?: boolean | null;
+
+  @Field(() => String, {
+    nullable: true,
+    description:
+      "While the VM is not ready: Kubernetes' reason from its pod or VMI (ContainerCreating, ErrImagePull, ImagePullBackOff, Unschedulable, ...).",
+  })
+  reason?: string | null;
 
   @Field(() => String, { nullable: true, description: "The VM's virt-launcher pod." })
   podName?: string | null;
@@ -54,7 +69,7 @@ export class VmStatus {
   @Field(() => String, { nullable: true, description: 'The node the VM runs on.' })
   nodeName?: string | null;
 
-  @Field(() => String, { nullable: true, description: 'Why the VM is not well, when Kubernetes says.' })
+  @Field(() => String, { nullable: true, description: 'What is wrong with the VM, when something is (a failed VM, an image that cannot be pulled, a pod that cannot be scheduled); null while all goes well.' })
   message?: string | null;
 }
 

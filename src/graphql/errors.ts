@@ -89,19 +89,36 @@ export function formatError(formatted: GraphQLFormattedError, raw: unknown): Gra
     return { ...base, message: 'A required value is missing', extensions: { code: 'BAD_USER_INPUT' } };
   }
   const code = String(formatted.extensions?.code ?? '');
+  if ((code === 'INTERNAL_SERVER_ERROR' || !CODES.has(code)) && !REQUEST_CODES[code] && isClientRefusal(error)) {
+    return { ...base, extensions: { code: 'BAD_USER_INPUT', reason: 'BAD_REQUEST' } };
+  }
   if (REQUEST_CODES[code]) {
     return { ...base, extensions: { ...formatted.extensions, code: REQUEST_CODES[code], reason: code } };
   }
   if (CODES.has(code) && code !== 'INTERNAL_SERVER_ERROR' && (isGraphQLError(error) || !(error instanceof Error))) {
-    const { stacktrace: _stack, ...extensions } = formatted.extensions ?? {};
+    const { stacktrace: _stack, http: _http, ...extensions } = formatted.extensions ?? {};
     return { ...base, extensions };
   }
   return { ...base, message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } };
 }
 
+/**
+ * Apollo's own refusals of a malformed request that carry no code, only an HTTP status of 4xx
+ * (a persisted query whose hash does not match its text): client errors, not server faults.
+ */
+function isClientRefusal(error: unknown): boolean {
+  if (!isGraphQLError(error) || error.originalError) return false;
+  // Apollo reads and removes `extensions.http` before formatError sees the error: known by its text.
+  const status = (error.extensions?.http as { status?: number } | undefined)?.status;
+  return (typeof status === 'number' && status >= 400 && status < 500) || APOLLO_CLIENT_REFUSALS.has(error.message);
+}
+
+const APOLLO_CLIENT_REFUSALS = new Set(['provided sha does not match query']);
+
 /** True when formatError would mask this error: these are logged in full. */
 export function isUnexpected(raw: unknown): boolean {
   const error = unwrapResolverError(raw);
+  if (isClientRefusal(error)) return false;
   if (error instanceof AppError || error instanceof ArgumentValidationError) return false;
   if (
     error instanceof UniqueConstraintViolationException ||

@@ -1,6 +1,7 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import type { DocumentNode, GraphQLSchema } from 'graphql';
 import type { Context } from './context.js';
+import { AppError } from '../errors.js';
 import { reportError, withRequestId } from './errors.js';
 import { enforceQueryLimits, type QueryLimits } from './limits.js';
 
@@ -13,6 +14,12 @@ export function queryLimitsPlugin(getSchema: () => GraphQLSchema, limits: QueryL
       return {
         async didResolveOperation({ document, operation, request }) {
           if (!operation) return;
+          if (operation.operation === 'subscription') {
+            throw new AppError('Subscriptions run over WebSocket on this path (graphql-transport-ws or graphql-ws), not over HTTP', 'BAD_USER_INPUT', {
+              reason: 'SUBSCRIPTION_OVER_HTTP',
+              http: { status: 400 },
+            });
+          }
           const key = `${operation.name?.value ?? ''}\n${JSON.stringify(request.variables ?? {})}`;
           if (passed.get(document)?.has(key)) return;
           enforceQueryLimits(getSchema(), document, operation, request.variables, limits);
@@ -44,10 +51,8 @@ export function errorReportingPlugin(): ApolloServerPlugin<Context> {
           // application/graphql-response+json).
           const json = !request.http?.headers.get('accept')?.includes('application/graphql-response+json');
           const errors = response.body.singleResult.errors;
-          const requestErrors = errors?.every((e) => {
-            const reason = e.extensions?.reason;
-            return reason === 'GRAPHQL_PARSE_FAILED' || reason === 'GRAPHQL_VALIDATION_FAILED' || (e.extensions?.code === 'BAD_USER_INPUT' && !reason);
-          });
+          // Not for a malformed HTTP request (reason BAD_REQUEST: a query that is not a string, ...).
+          const requestErrors = errors?.every((e) => e.extensions?.code === 'BAD_USER_INPUT' && e.extensions?.reason !== 'BAD_REQUEST');
           if (json && response.http.status === 400 && requestErrors && !('data' in response.body.singleResult)) {
             response.http.status = 200;
           }

@@ -148,6 +148,7 @@ export class Informer {
 
   private async watch(generation: number): Promise<void> {
     let gone = false;
+    let errorEvent: { code?: number; message?: string } | undefined;
     const query = {
       labelSelector: this.options.labelSelector,
       resourceVersion: this.resourceVersion,
@@ -164,7 +165,10 @@ export class Informer {
         this.armStallTimer(generation);
         if (type === 'ERROR') {
           gone = (obj as { code?: number })?.code === 410;
-          if (!gone) this.logger.warn('watch error event', { kind: this.kind, status: obj });
+          if (!gone) {
+            errorEvent = (obj ?? {}) as { code?: number; message?: string };
+            this.logger.warn('watch error event', { kind: this.kind, status: obj });
+          }
           return;
         }
         this.failures = 0;
@@ -176,8 +180,10 @@ export class Informer {
         if (gone) {
           this.logger.info('watch history expired (410 Gone); relisting', { kind: this.kind });
           void this.relist();
-        } else if (err) {
-          this.fail(err, () => this.restartWatch());
+        } else if (err || errorEvent) {
+          // An ERROR event other than 410 (a 500, a 429, an expired token) is a failure like a broken
+          // connection: retried with backoff, never at once in a loop.
+          this.fail(err ?? new Error(`watch ended with an error event: ${errorEvent?.code ?? ''} ${errorEvent?.message ?? ''}`.trim()), () => this.restartWatch());
         } else {
           void this.restartWatch(); // the server ended the watch (timeoutSeconds): resume at once
         }
@@ -190,9 +196,9 @@ export class Informer {
     }
     this.controller = controller;
     if (!controller.signal.aborted) {
-      // The API answered 200: the watch is established again.
+      // The API answered 200: the watch is established again. The backoff resets only with the first
+      // event it delivers: a watch that answers 200 and then an ERROR keeps backing off.
       this._healthy = true;
-      this.failures = 0;
     }
   }
 

@@ -67,7 +67,7 @@ export class UserResolver {
   @Authorized()
   @Mutation(() => Boolean, { description: 'Revokes the token that made this request, at once.' })
   async logout(@Ctx() ctx: Context) {
-    await ctx.services.auth.revokeSession(ctx.viewer!.sessionId);
+    await ctx.services.auth.revokeSession(ctx.viewer!.sessionId, ctx.viewer!.user.id);
     return true;
   }
 

@@ -1,5 +1,5 @@
-import { IsInt, IsOptional, Length, Matches, Max, Min } from 'class-validator';
-import { IMAGE_REFERENCE, LIMITS, MEMORY_QUANTITY, NOT_BLANK } from '../services/rules.js';
+import { IsInt, IsOptional, Length, Matches, Max, Min, ValidateBy } from 'class-validator';
+import { IMAGE_REFERENCE, LIMITS, MEMORY_QUANTITY, memoryBytes, MIN_MEMORY_BYTES, NOT_BLANK } from '../services/rules.js';
 
 /** Several class-validator decorators as one; `optional` lets null and undefined through (update inputs). */
 function rules(optional: boolean, ...decorators: PropertyDecorator[]): PropertyDecorator {
@@ -29,7 +29,18 @@ export const ImageUrl = (optional = false) =>
     Matches(IMAGE_REFERENCE, { message: 'url must be an image reference such as registry.example.org/vms/ubuntu:22.04' }),
   );
 
-export const Memory = () => rules(true, Matches(MEMORY_QUANTITY, { message: 'memory must be a Kubernetes quantity such as 3G or 2Gi' }));
+export const Memory = () =>
+  rules(
+    true,
+    Matches(MEMORY_QUANTITY, { message: 'memory must be a Kubernetes quantity such as 3G or 2Gi' }),
+    ValidateBy({
+      name: 'kubevirtMinimumMemory',
+      validator: {
+        validate: (value: unknown) => typeof value !== 'string' || !MEMORY_QUANTITY.test(value) || memoryBytes(value) >= MIN_MEMORY_BYTES,
+        defaultMessage: () => 'memory must be at least 1M: KubeVirt refuses a smaller memory request',
+      },
+    }),
+  );
 
 export const CpuCores = () => IntIn('cpuCores', 1, LIMITS.cpuCoresMax, true);
 

@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import { AccountToken, Session, User } from '../entities/index.js';
 import type { AccountTokenPurpose } from '../entities/index.js';
 import { badInput, conflict } from '../errors.js';
+import type { AccountEvents } from './account.events.js';
 import type { Mailer } from '../mail/mailer.js';
 import { normalizeEmail, type AuthService, type IssuedSession } from './auth.service.js';
 import { checkPassword } from './password-policy.js';
@@ -55,6 +56,7 @@ export class AccountService {
     private readonly auth: AuthService,
     private readonly mailer: Mailer,
     private readonly limiter: RateLimiter,
+    private readonly accountEvents: AccountEvents,
   ) {}
 
   /** AuthService.login behind the login rate limit (per address and per e-mail, known or not). */
@@ -138,6 +140,7 @@ export class AccountService {
       await consumeToken(tx, row);
       await tx.nativeUpdate(User, { id: user.id }, { passwordHash, emailVerified: true });
       await revokeSessions(tx, user.id);
+      this.accountEvents.publish({ kind: 'sessions-ended', userId: user.id });
     });
     return true;
   }
@@ -158,6 +161,7 @@ export class AccountService {
     await this.em.transactional(async (tx) => {
       await tx.nativeUpdate(User, { id: user.id }, { passwordHash });
       await revokeSessions(tx, user.id, sessionId);
+      this.accountEvents.publish({ kind: 'sessions-ended', userId: user.id, keep: sessionId });
     });
     return true;
   }

@@ -26,6 +26,9 @@ interface SessionFacts {
   userActive: boolean;
 }
 
+/** The rights a connection was granted with; when the account's rights differ now, they have ended. */
+export const rightsOf = (u: { isAdmin: boolean; isTrusted: boolean }) => `${u.isAdmin ? 'admin' : ''}/${u.isTrusted ? 'trusted' : ''}`;
+
 const factsOf = (session: Session | null): SessionFacts | null => {
   const user = session?.user.getEntity();
   return session && user ? { userId: user.id, expiresAt: session.expiresAt, revokedAt: session.revokedAt ?? null, userActive: user.isActive } : null;
@@ -38,10 +41,23 @@ const factsOf = (session: Session | null): SessionFacts | null => {
  * open WebSocket connection.
  */
 export async function endedSessions(root: EntityManager, viewers: Iterable<Viewer>): Promise<Set<string>> {
+  const changes = await sessionChanges(root, viewers);
+  return new Set([...changes].filter(([, change]) => change === 'ended').map(([id]) => id));
+}
+
+/**
+ * Of these viewers' sessions, those that changed since the viewer was authenticated: 'ended' (no
+ * longer authenticates its user) or 'rights' (the user's admin or trusted right differs now).
+ */
+export async function sessionChanges(root: EntityManager, viewers: Iterable<Viewer>): Promise<Map<string, 'ended' | 'rights'>> {
   const users = new Map<string, number>();
-  for (const v of viewers) users.set(v.sessionId, v.user.id);
+  const granted = new Map<string, string>();
+  for (const v of viewers) {
+    users.set(v.sessionId, v.user.id);
+    granted.set(v.sessionId, rightsOf(v.user));
+  }
   const ids = [...users.keys()];
-  const ended = new Set<string>();
+  const changed = new Map<string, 'ended' | 'rights'>();
   const em = sqlEm(root.fork());
   for (let i = 0; i < ids.length; i += 500) {
     const chunk = ids.slice(i, i + 500);
@@ -50,18 +66,23 @@ export async function endedSessions(root: EntityManager, viewers: Iterable<Viewe
       .select(['id', 'user', 'expiresAt', 'revokedAt'])
       .where({ id: { $in: chunk } })
       .execute('all', true);
-    const owners: Array<{ id: number; isActive: boolean }> = await em
+    const owners: Array<{ id: number; isActive: boolean; isAdmin: boolean; isTrusted: boolean }> = await em
       .createQueryBuilder(User)
-      .select(['id', 'isActive'])
+      .select(['id', 'isActive', 'isAdmin', 'isTrusted'])
       .where({ id: { $in: [...new Set(sessions.map((s) => s.user))] } })
       .execute('all', true);
     const active = new Map(owners.map((u) => [u.id, u.isActive]));
+    const rights = new Map(owners.map((u) => [u.id, rightsOf(u)]));
     const facts = new Map<string, SessionFacts>(
       sessions.map((s) => [s.id, { userId: s.user, expiresAt: s.expiresAt, revokedAt: s.revokedAt ?? null, userActive: active.get(s.user) === true }]),
     );
-    for (const id of chunk) if (sessionProblem(facts.get(id) ?? null, users.get(id)!) !== null) ended.add(id);
+    for (const id of chunk) {
+      const fact = facts.get(id) ?? null;
+      if (sessionProblem(fact, users.get(id)!) !== null) changed.set(id, 'ended');
+      else if (fact && rights.get(fact.userId) !== granted.get(id)) changed.set(id, 'rights');
+    }
   }
-  return ended;
+  return changed;
 }
 
 /** Why a session no longer authenticates its user, or null while it does: the one place for these rules. */

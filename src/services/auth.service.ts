@@ -5,6 +5,7 @@ import { AppError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { PASSWORD_MESSAGES, passwordProblem } from './password-policy.js';
 import { dummyPasswordHash, hashPassword, verifyPassword } from './passwords.js';
+import type { AccountEvents } from './account.events.js';
 import type { SessionTokens } from './session-tokens.js';
 
 export interface IssuedSession {
@@ -20,17 +21,19 @@ export class AuthService {
     private readonly em: EntityManager,
     private readonly config: Config,
     private readonly tokens: SessionTokens,
+    private readonly accountEvents: AccountEvents,
   ) {}
 
   /**
-   * Checks the credentials and opens a session. Wrong e-mail and wrong password give the same
-   * error, after the same amount of work.
+   * Checks the credentials and opens a session. Wrong e-mail, wrong password and a deactivated
+   * account give the same error, after the same amount of work (one argon2id verification).
    */
   async login(email: string, password: string): Promise<{ user: User; session: IssuedSession }> {
     const user = await this.em.findOne(User, { email: normalizeEmail(email) }, { populate: ['passwordHash'] });
     const ok = await verifyPassword(user?.passwordHash ?? (await dummyPasswordHash()), password);
-    if (!user || !ok) throw new AppError('Wrong e-mail or password', 'UNAUTHENTICATED');
-    if (!user.isActive) throw new AppError('This account is deactivated', 'FORBIDDEN');
+    // Not FORBIDDEN for a deactivated account: that would confirm the account and its password to
+    // whoever holds them, and answering before verifying would show in the timing.
+    if (!user || !ok || !user.isActive) throw new AppError('Wrong e-mail or password', 'UNAUTHENTICATED');
     if (this.config.auth.emailVerification === 'mandatory' && !user.emailVerified) {
       throw new AppError('E-mail address not verified yet: follow the link in the verification e-mail', 'FORBIDDEN', {
         reason: 'EMAIL_NOT_VERIFIED',
@@ -50,8 +53,9 @@ export class AuthService {
   }
 
   /** Revokes one session at once; every replica checks the row on each request. */
-  async revokeSession(sessionId: string): Promise<void> {
+  async revokeSession(sessionId: string, userId: number): Promise<void> {
     await this.em.nativeUpdate(Session, { id: sessionId, revokedAt: null }, { revokedAt: new Date() });
+    this.accountEvents.publish({ kind: 'sessions-ended', userId, sessionId });
   }
 }
 

@@ -3,6 +3,7 @@ import type { Orm } from '../db.js';
 import type { Logger } from '../logger.js';
 import type { EntityManager } from '@mikro-orm/core';
 import type { Mailer } from '../mail/mailer.js';
+import type { AccountEvents } from './account.events.js';
 import { AccountService } from './account.service.js';
 import { AuthService } from './auth.service.js';
 import { ImageService } from './image.service.js';
@@ -26,6 +27,8 @@ export interface AppDeps {
   kube: KubeClient;
   kubeConnection: KubeConnection;
   events: InstanceEvents;
+  /** Account changes on this replica (rights, ended sessions), for open WebSocket connections. */
+  accountEvents: AccountEvents;
   /** The live-status reconciler, built before the services. */
   reconciler: InstanceTouch;
 }
@@ -44,11 +47,11 @@ export interface Services {
 /** The services of one request or operation, bound to its EntityManager. */
 export function createServices(deps: AppDeps, em: EntityManager): Services {
   const max = deps.config.graphql.maxPageSize;
-  const auth = new AuthService(em, deps.config, deps.sessionTokens);
+  const auth = new AuthService(em, deps.config, deps.sessionTokens, deps.accountEvents);
   return {
     auth,
-    accounts: new AccountService(em, deps.config, auth, deps.mailer, deps.rateLimiter),
-    users: new UserService(em, max),
+    accounts: new AccountService(em, deps.config, auth, deps.mailer, deps.rateLimiter, deps.accountEvents),
+    users: new UserService(em, max, deps.accountEvents),
     images: new ImageService(em, max),
     labs: new LabService(em, max),
     pages: new InstructionPageService(em),

@@ -9,6 +9,24 @@ export const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9
 /** Kubernetes quantity for memory: a positive number with an optional binary or decimal suffix. */
 export const MEMORY_QUANTITY = /^(?=.*[1-9])\d+(\.\d+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/;
 
+const QUANTITY_FACTORS: Record<string, number> = {
+  '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
+  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
+};
+
+/** Bytes of a memory quantity that matches MEMORY_QUANTITY; NaN otherwise. */
+export function memoryBytes(quantity: string): number {
+  const m = /^(\d+(?:\.\d+)?)([A-Za-z]*)$/.exec(quantity);
+  const factor = m ? QUANTITY_FACTORS[m[2]] : undefined;
+  return m && factor !== undefined ? Number(m[1]) * factor : Number.NaN;
+}
+
+/**
+ * The smallest memory request KubeVirt admits: its VMI create admitter refuses requests below 1M
+ * (kubevirt/kubevirt pkg/virt-api/webhooks/validating-webhook/admitters/vmi-create-admitter.go).
+ */
+export const MIN_MEMORY_BYTES = 1e6;
+
 /** Something that is not only white space. */
 export const NOT_BLANK = /\S/;
 

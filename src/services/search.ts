@@ -1,4 +1,8 @@
 import { raw, type FilterQuery } from '@mikro-orm/core';
+import { badInput } from '../errors.js';
+
+/** Longer search terms are refused: SQLite's LIKE refuses patterns over 50,000 bytes, and none is useful. */
+export const MAX_SEARCH_LENGTH = 254;
 
 /** Escapes LIKE wildcards so that a search for "50%" means the text "50%". */
 function likePattern(term: string): string {
@@ -11,6 +15,7 @@ function likePattern(term: string): string {
  * query and its count each need their own.
  */
 export function searchFilter<T>(search: string | null | undefined, columns: string[]): () => FilterQuery<T> {
+  if (search && search.length > MAX_SEARCH_LENGTH) throw badInput('search', `search must be at most ${MAX_SEARCH_LENGTH} characters`);
   const term = search?.trim();
   if (!term) return () => ({}) as FilterQuery<T>;
   const pattern = likePattern(term);

@@ -2,6 +2,7 @@ import { LockMode, type EntityManager, type FilterQuery } from '@mikro-orm/core'
 import { User } from '../entities/index.js';
 import { badInput, conflict, notFound } from '../errors.js';
 import { paginate, type Connection, type PageArgs, type SortKey } from './pagination.js';
+import type { AccountEvents } from './account.events.js';
 import { revokeSessions } from './account.service.js';
 import { parseId } from './ids.js';
 import { searchFilter } from './search.js';
@@ -61,6 +62,7 @@ export class UserService {
   constructor(
     private readonly em: EntityManager,
     private readonly maxPageSize: number,
+    private readonly accountEvents: AccountEvents,
   ) {}
 
   /** Admins: every user matching the filter; others: at most themselves. */
@@ -104,7 +106,10 @@ export class UserService {
       if (rights.isActive === false) await revokeSessions(tx, target.id);
       return target.id;
     });
-    return this.em.findOneOrFail(User, { id: user }, { refresh: true });
+    const updated = await this.em.findOneOrFail(User, { id: user }, { refresh: true });
+    const { isAdmin, isTrusted, isActive } = updated;
+    this.accountEvents.publish({ kind: 'rights', userId: updated.id, isAdmin, isTrusted, isActive });
+    return updated;
   }
 
   private where(viewer: User, filter?: UserFilterData | null): () => FilterQuery<User> {

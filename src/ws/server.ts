@@ -1,29 +1,25 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import {
   execute,
   GraphQLError,
-  parse,
-  validate,
   type DocumentNode,
   type ExecutionResult,
   type GraphQLSchema,
   type OperationDefinitionNode,
 } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
-import { SubscriptionServer } from 'subscriptions-transport-ws';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { AppDeps } from '../services/index.js';
-import { buildContext, type Context, type Viewer } from '../graphql/context.js';
-import { endedSessions, sessionStillValid } from '../services/account.sessions.js';
+import type { Context } from '../graphql/context.js';
+import { createPreparer } from '../graphql/documents.js';
 import { reportAndMask } from '../graphql/errors.js';
 import { enforceQueryLimits } from '../graphql/limits.js';
-import { Fanout, HIGH_WATER_BYTES } from './fanout.js';
+import { sessionChanges, type Viewer } from '../services/account.sessions.js';
+import type { AppDeps } from '../services/index.js';
+import { clientAddress, CLOSE, Connection } from './connection.js';
+import { Fanout } from './fanout.js';
+import { serveLegacy } from './legacy.js';
 import { formatResult, PUSH_TARGET, sharedSubscribe, type SubscribeArgs } from './shared-execution.js';
-
-/** Parsed and validated documents kept, by query text. */
-const DOCUMENT_CACHE_SIZE = 500;
 
 export interface WebSocketServers {
   /** Closes every client connection and both servers. */
@@ -38,50 +34,44 @@ function authorizationOf(params: unknown): string | null {
   return typeof value === 'string' ? value : null;
 }
 
-type Prepared = { document: DocumentNode; errors?: undefined } | { errors: readonly GraphQLError[]; document?: undefined };
-
-/**
- * Parses (without source locations, to keep subscriptions small) and validates once per query text;
- * thousands of subscribers of one query share one document. The limits are checked every time
- * (they depend on the variables).
- */
-function documentCache(schema: GraphQLSchema) {
-  const cache = new Map<string, Prepared>();
-  return (query: unknown): Prepared => {
-    if (typeof query !== 'string') throw new GraphQLError('query must be a string', { extensions: { code: 'BAD_USER_INPUT' } });
-    let prepared = cache.get(query);
-    if (!prepared) {
-      const document = parse(query, { noLocation: true });
-      const errors = validate(schema, document);
-      prepared = errors.length ? { errors } : { document };
-      if (cache.size >= DOCUMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!);
-      cache.set(query, prepared);
-    }
-    return prepared;
-  };
-}
-
 function operationOf(document: DocumentNode, operationName?: string | null): OperationDefinitionNode | undefined {
   return document.definitions.find(
     (d): d is OperationDefinitionNode => d.kind === 'OperationDefinition' && (!operationName || d.name?.value === operationName),
   );
 }
 
+const toGraphQLError = (err: unknown) =>
+  err instanceof GraphQLError ? err : new GraphQLError((err as Error)?.message ?? String(err), { originalError: err as Error });
+
+/** A failure before execution: `{ errors }` thrown by `prepare`, or any error. */
+const errorsOf = (err: unknown): GraphQLError[] =>
+  err && typeof err === 'object' && 'errors' in err && Array.isArray((err as { errors: unknown }).errors)
+    ? (err as { errors: GraphQLError[] }).errors
+    : [toGraphQLError(err)];
+
 /**
  * Every `sessionCheckMs`, one query over the sessions of all authenticated connections: a connection
- * whose session was revoked (logout, on any replica), expired, or whose user was deactivated is closed
- * with 4403, ending its running subscriptions too.
+ * whose session was revoked (logout, on any replica), expired, or whose user was deactivated is
+ * closed with 4403, ending its running subscriptions too; one whose rights (admin, trusted) changed
+ * has the subscriptions started under the old rights ended.
  */
-function periodicSessionCheck(deps: AppDeps, viewers: Map<WebSocket, Viewer>): NodeJS.Timeout {
+function periodicSessionCheck(deps: AppDeps, connections: Set<Connection>): NodeJS.Timeout {
   let running = false;
   const check = async () => {
-    for (const ws of viewers.keys()) if (ws.readyState !== ws.OPEN) viewers.delete(ws);
-    if (!viewers.size) return;
-    const ended = await endedSessions(deps.orm.em, viewers.values());
-    for (const [ws, viewer] of viewers) {
-      if (!ended.has(viewer.sessionId)) continue;
-      viewers.delete(ws);
-      ws.close(4403, 'Forbidden: the session has ended');
+    const open = new Map<string, Connection[]>();
+    const viewers: Viewer[] = [];
+    for (const c of connections) {
+      if (!c.granted) continue;
+      if (!open.has(c.granted.sessionId)) viewers.push(c.granted);
+      open.set(c.granted.sessionId, [...(open.get(c.granted.sessionId) ?? []), c]);
+    }
+    if (!viewers.length) return;
+    const changes = await sessionChanges(deps.orm.em, viewers);
+    for (const [sessionId, change] of changes) {
+      for (const c of open.get(sessionId) ?? []) {
+        if (change === 'ended') c.close(CLOSE.forbidden, 'Forbidden: the session has ended');
+        else c.regrant(undefined); // rights changed: end what ran under them; the next operation reads them again
+      }
     }
   };
   const timer = setInterval(() => {
@@ -95,94 +85,171 @@ function periodicSessionCheck(deps: AppDeps, viewers: Map<WebSocket, Viewer>): N
   return timer;
 }
 
-const toGraphQLError = (err: unknown) => (err instanceof GraphQLError ? err : new GraphQLError((err as Error).message));
-
 /**
- * Subscriptions on /graphql over both subprotocols: `graphql-transport-ws` (graphql-ws) and the
- * legacy `graphql-ws` (subscriptions-transport-ws, what GraphQL Playground speaks). Both build their
- * context with the same function as HTTP, authenticated from the connection_init payload, once per
- * connection: every operation of a socket shares it.
+ * Operations on /graphql over both subprotocols: `graphql-transport-ws` (graphql-ws) and the legacy
+ * `graphql-ws` (served by ./legacy.ts). Both share one path for each operation: the document parsed
+ * within the token limit and cached by bytes, the query limits, a fresh context per operation (built
+ * by the same function as HTTP, so rights are read again each time), errors reported and masked as
+ * on HTTP, messages no larger than an HTTP body, and a client that does not read is cut off.
  */
 export function attachWebSockets(httpServer: Server, schema: GraphQLSchema, deps: AppDeps): WebSocketServers {
-  const modern = new WebSocketServer({ noServer: true });
-  const legacy = new WebSocketServer({ noServer: true });
-  const prepare = documentCache(schema);
+  const g = deps.config.graphql;
+  const modern = new WebSocketServer({ noServer: true, maxPayload: g.wsMaxMessageBytes });
+  const legacy = new WebSocketServer({ noServer: true, maxPayload: g.wsMaxMessageBytes });
+  const prepare = createPreparer(schema, { maxBytes: g.documentCacheBytes, maxTokens: g.maxTokens });
   const fanout = new Fanout();
-  const contexts = new WeakMap<WebSocket, Promise<Context>>();
-  /** The authenticated connections, for the periodic session check. */
-  const viewers = new Map<WebSocket, Viewer>();
-  /** One context per connection (its viewer, EntityManager and loaders), re-checked on every subscribe. */
-  const contextFor = async (socket: WebSocket, authorization: string | null, ip?: string): Promise<Context> => {
-    const cached = contexts.get(socket);
-    if (cached && (await sessionStillValid(deps.orm.em, (await cached).viewer))) return cached;
-    const context = buildContext(deps, { authorization, ip, congested: () => socket.bufferedAmount > HIGH_WATER_BYTES });
-    contexts.set(socket, context);
-    const { viewer } = await context;
-    if (viewer && socket.readyState === socket.OPEN) viewers.set(socket, viewer);
-    else viewers.delete(socket);
-    return context;
+  const connections = new Set<Connection>();
+  const bySocket = new WeakMap<WebSocket, Connection>();
+  const sessionCheck = periodicSessionCheck(deps, connections);
+  // This replica's own account changes take effect before the mutation that made them answers.
+  const stopListening = deps.accountEvents.listen((change) => {
+    for (const c of connections) {
+      const viewer = c.granted;
+      if (!viewer || viewer.user.id !== change.userId) continue;
+      if (change.kind === 'sessions-ended') {
+        const ended = change.sessionId ? viewer.sessionId === change.sessionId : viewer.sessionId !== change.keep;
+        if (ended) c.close(CLOSE.forbidden, 'Forbidden: the session has ended');
+      } else if (!change.isActive) {
+        c.close(CLOSE.forbidden, 'Forbidden: the account was deactivated');
+      } else if (change.isAdmin !== viewer.user.isAdmin || change.isTrusted !== viewer.user.isTrusted) {
+        c.regrant(undefined);
+      }
+    }
+  });
+
+  const connect = (socket: WebSocket, request: IncomingMessage): Connection => {
+    const connection = new Connection(socket, clientAddress(request, deps.config.http.trustProxy), deps);
+    connections.add(connection);
+    bySocket.set(socket, connection);
+    socket.once('close', () => connections.delete(connection));
+    return connection;
   };
-  const sessionCheck = periodicSessionCheck(deps, viewers);
-  /** Errors before a context exists (parse, limits) are reported under the connection's logger. */
-  const scopeOf = (socket: WebSocket) => ({ logger: deps.logger.child({ component: 'ws' }), requestId: connectionIds.get(socket) ?? connectionId(socket) });
-  const connectionIds = new WeakMap<WebSocket, string>();
-  const connectionId = (socket: WebSocket) => {
-    const id = randomUUID();
-    connectionIds.set(socket, id);
-    return id;
-  };
-  const limits = (document: DocumentNode, variables: unknown, operationName?: string | null) => {
-    const operation = operationOf(document, operationName);
-    if (operation) enforceQueryLimits(schema, document, operation, variables as Record<string, unknown>, deps.config.graphql);
+
+  /** Parse, validate and limit; throws `{ errors }` (client errors) before any context is built. */
+  const checked = (payload: { query?: unknown; variables?: unknown; operationName?: unknown }) => {
+    const prepared = prepare(payload.query);
+    if (prepared.errors) throw { errors: prepared.errors };
+    const operationName = typeof payload.operationName === 'string' ? payload.operationName : undefined;
+    const variables = (payload.variables && typeof payload.variables === 'object' ? payload.variables : undefined) as Record<string, unknown> | undefined;
+    const operation = operationOf(prepared.document, operationName);
+    if (operation) enforceQueryLimits(schema, prepared.document, operation, variables, g);
+    return { document: prepared.document, operation, operationName, variables };
   };
 
   useServer(
     {
       schema,
-      subscribe: sharedSubscribe as never,
+      subscribe: (async (args: SubscribeArgs) => {
+        const outcome = await sharedSubscribe(args);
+        const target = args[PUSH_TARGET];
+        const connection = target && bySocket.get(target.socket);
+        if (connection && target && Symbol.asyncIterator in outcome) {
+          connection.track(target.id, args.contextValue as Context, () => void outcome.return(undefined));
+        }
+        return outcome;
+      }) as never,
+      connectionInitWaitTimeout: g.wsInitTimeoutMs,
+      onConnect: (ctx) => {
+        const connection = bySocket.get(ctx.extra.socket);
+        if (connection) connection.authorization = authorizationOf(ctx.connectionParams);
+        return true;
+      },
       onSubscribe: async (ctx, id, payload) => {
+        const connection = bySocket.get(ctx.extra.socket)!;
         try {
-          const prepared = prepare(payload.query);
-          if (prepared.errors) return prepared.errors;
-          limits(prepared.document, payload.variables, payload.operationName);
-          const contextValue = await contextFor(ctx.extra.socket, authorizationOf(ctx.connectionParams), ctx.extra.request.socket.remoteAddress);
+          const { document, operation, operationName, variables } = checked(payload);
+          const refused = connection.admit(id, operation?.operation);
+          if (refused) throw refused;
+          const contextValue = await connection.contextFor(id).catch((err) => {
+            connection.release(id);
+            throw err;
+          });
           const args: SubscribeArgs = {
             schema,
-            document: prepared.document,
-            variableValues: payload.variables ?? undefined,
-            operationName: payload.operationName ?? undefined,
+            document,
+            variableValues: variables,
+            operationName,
             contextValue,
             [PUSH_TARGET]: { fanout, socket: ctx.extra.socket, id },
           };
           return args;
         } catch (err) {
-          return [toGraphQLError(err)];
+          return errorsOf(err);
         }
       },
-      onError: (ctx, _id, payload, errors) => errors.map((e) => reportAndMask(scopeOf(ctx.extra.socket), e, payload.operationName)),
-      onNext: (_ctx, _id, _payload, args, result) => formatResult(result, args.contextValue as Context) as never,
-    },
-    modern,
-    deps.config.graphql.keepAliveMs,
-  );
-
-  SubscriptionServer.create(
-    {
-      schema,
-      execute: execute as never,
-      subscribe: sharedSubscribe as never,
-      keepAlive: deps.config.graphql.keepAliveMs,
-      onConnect: (params: unknown) => ({ authorization: authorizationOf(params) }),
-      onOperation: async (message: { payload: Record<string, unknown> }, params: Record<string, unknown> & { context?: { authorization?: string | null } }, socket: WebSocket) => {
-        const prepared = prepare(message.payload.query);
-        if (prepared.errors) throw { errors: prepared.errors.map((e) => reportAndMask(scopeOf(socket), e)) };
-        limits(prepared.document, message.payload.variables, message.payload.operationName as string);
-        const context = await contextFor(socket, params.context?.authorization ?? null);
-        return { ...params, query: prepared.document, context, formatResponse: (result: ExecutionResult) => formatResult(result, context) };
+      onError: (ctx, _id, payload, errors) => {
+        const connection = bySocket.get(ctx.extra.socket)!;
+        return errors.map((e) => reportAndMask(connection.scope, e, payload.operationName));
+      },
+      onNext: (ctx, _id, _payload, args, result) => {
+        bySocket.get(ctx.extra.socket)?.checkBuffered();
+        return formatResult(result, args.contextValue as Context) as never;
+      },
+      onComplete: (ctx, id) => {
+        const connection = bySocket.get(ctx.extra.socket);
+        connection?.release(id);
       },
     },
-    legacy,
+    modern,
+    g.keepAliveMs,
   );
+  modern.on('connection', (socket: WebSocket, request: IncomingMessage) => void connect(socket, request));
+
+  legacy.on('connection', (socket: WebSocket, request: IncomingMessage) => {
+    const connection = connect(socket, request);
+    serveLegacy(
+      connection,
+      {
+        init: (c, payload) => {
+          c.authorization = authorizationOf(payload);
+          return true;
+        },
+        run: async (c, id, payload) => {
+          const { document, operation, operationName, variables } = checked(payload);
+          const refused = c.admit(id, operation?.operation);
+          if (refused) throw refused;
+          const contextValue = await c.contextFor(id).catch((err) => {
+            c.release(id);
+            throw err;
+          });
+          const args: SubscribeArgs = { schema, document, variableValues: variables, operationName, contextValue };
+          if (operation?.operation !== 'subscription') {
+            try {
+              return { single: formatResult(await execute(args), contextValue) };
+            } finally {
+              c.release(id);
+            }
+          }
+          const outcome = await sharedSubscribe(args).catch((err) => {
+            c.release(id);
+            throw err;
+          });
+          if (!(Symbol.asyncIterator in outcome)) {
+            c.release(id);
+            return { single: formatResult(outcome, contextValue) };
+          }
+          const stream = outcome as AsyncGenerator<ExecutionResult>;
+          c.track(id, contextValue, () => void stream.return(undefined));
+          const formatted: AsyncIterableIterator<unknown> = {
+            next: async () => {
+              const item = await stream.next();
+              return item.done ? { value: undefined, done: true } : { value: formatResult(item.value, contextValue), done: false };
+            },
+            return: async () => {
+              await stream.return(undefined);
+              return { value: undefined, done: true };
+            },
+            [Symbol.asyncIterator]() {
+              return this;
+            },
+          };
+          return { stream: formatted };
+        },
+        formatErrors: (c, err) => errorsOf(err).map((e) => reportAndMask(c.scope, e)),
+      },
+      { keepAliveMs: g.keepAliveMs, initTimeoutMs: g.wsInitTimeoutMs },
+    );
+  });
 
   httpServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? '').split('?')[0];
@@ -199,6 +266,7 @@ export function attachWebSockets(httpServer: Server, schema: GraphQLSchema, deps
     clientCount: () => modern.clients.size + legacy.clients.size,
     async close() {
       clearInterval(sessionCheck);
+      stopListening();
       for (const ws of [...modern.clients, ...legacy.clients]) ws.close(1001, 'Server shutting down');
       await Promise.all([modern, legacy].map((s) => new Promise<void>((r) => s.close(() => r()))));
       for (const ws of [...modern.clients, ...legacy.clients]) ws.terminate();

@@ -47,7 +47,7 @@ export async function createUser(
     emailVerified: opts.emailVerified ?? true,
   } as User);
   await em.flush();
-  const { token } = await new AuthService(em, server.config, server.app.deps.sessionTokens).openSession(user);
+  const { token } = await new AuthService(em, server.config, server.app.deps.sessionTokens, server.app.deps.accountEvents).openSession(user);
   return { user, email, password: DEFAULT_PASSWORD, token, client: server.client(token) };
 }
 

@@ -28,8 +28,13 @@ export interface VirtualMachineInstance {
     domain: {
       cpu: { cores: number };
       resources: { requests: { memory: string } };
-      devices: { disks: { name: string; disk: Record<string, never> }[] };
+      devices: {
+        disks: { name: string; disk: Record<string, never> }[];
+        interfaces: { name: string; masquerade: Record<string, never> }[];
+        inputs: { name: string; type: 'tablet'; bus: 'usb' | 'virtio' }[];
+      };
     };
+    networks: { name: string; pod: Record<string, never> }[];
     volumes: { name: string; containerDisk: { image: string } }[];
   };
   status?: { phase?: string; nodeName?: string; conditions?: { type: string; status: string; message?: string; reason?: string }[] };
@@ -53,6 +58,13 @@ export function buildNetworkPolicy(spec: InstanceSpec): V1NetworkPolicy {
   };
 }
 
+/**
+ * One VM. The pod network is declared with the masquerade binding rather than left to KubeVirt's
+ * mutating webhook, which would add it with the cluster's default binding (bridge, per
+ * kubevirt/kubevirt pkg/network/vmispec/defaults.go) that some clusters forbid on the pod network
+ * and that makes the VMI non-migratable; masquerade gives each VM the pod's address, so the VMs of
+ * one namespace reach each other. The USB tablet makes the VNC pointer absolute, so it lines up.
+ */
 export function buildVirtualMachineInstance(spec: InstanceSpec, vm: VmSpec): VirtualMachineInstance {
   return {
     apiVersion: 'kubevirt.io/v1',
@@ -62,8 +74,13 @@ export function buildVirtualMachineInstance(spec: InstanceSpec, vm: VmSpec): Vir
       domain: {
         cpu: { cores: vm.cpuCores },
         resources: { requests: { memory: vm.memory } },
-        devices: { disks: [{ name: 'containerdisk', disk: {} }] },
+        devices: {
+          disks: [{ name: 'containerdisk', disk: {} }],
+          interfaces: [{ name: 'default', masquerade: {} }],
+          inputs: [{ name: 'tablet', type: 'tablet', bus: 'usb' }],
+        },
       },
+      networks: [{ name: 'default', pod: {} }],
       volumes: [{ name: 'containerdisk', containerDisk: { image: vm.image } }],
     },
   };

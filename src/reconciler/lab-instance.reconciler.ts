@@ -250,6 +250,11 @@ export class Reconciler {
       namespaceGone: !ns || this.goneNamespaces.has(ns) || Date.now() - row.updatedAt.getTime() > ABSENCE_GRACE_MS,
       vmis: (name) => (ns ? this.informers.virtualmachineinstances.get(ns, name) : undefined),
       pods: ns ? this.informers.pods.inNamespace(ns) : [],
+      startDeadline: {
+        at: row.createdAt.getTime() + this.config.kubernetes.startTimeoutMs,
+        seconds: this.config.kubernetes.startTimeoutMs / 1000,
+        now: Date.now(),
+      },
     });
     const vms = derived.vms.length ? derived.vms : row.vms;
     const changed =
