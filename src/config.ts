@@ -51,6 +51,15 @@ export interface Config {
     servicePort?: number;
     kubeconfigPath?: string;
     simulatedVmReadySeconds: number;
+    /** The simulated cluster's timings and failure modes (KUBERNETES_MODE=simulated only). */
+    simulated: {
+      namespaceTerminationMs: number;
+      podTerminationMs: number;
+      imagePullBackOffMs: number;
+      unpullableImages: string[];
+      node: { cpu: string; memory: string };
+      bookmarkIntervalMs: number;
+    };
     requestTimeoutMs: number;
     /** How often every active instance is re-derived from the watch caches (and expiry is checked). */
     resyncMs: number;
@@ -188,6 +197,14 @@ function buildConfig(e: Env, development: boolean, problems: string[]): Config {
       servicePort: e.KUBERNETES_SERVICE_PORT || undefined,
       kubeconfigPath: e.KUBECONFIG,
       simulatedVmReadySeconds: e.SIMULATED_VM_READY_SECONDS,
+      simulated: {
+        namespaceTerminationMs: Math.round(e.SIMULATED_NAMESPACE_TERMINATION_SECONDS * 1000),
+        podTerminationMs: Math.round(e.SIMULATED_POD_TERMINATION_SECONDS * 1000),
+        imagePullBackOffMs: Math.round(e.SIMULATED_IMAGE_PULL_BACKOFF_SECONDS * 1000),
+        unpullableImages: (e.SIMULATED_UNPULLABLE_IMAGES ?? '*:does-not-exist').split(',').map((p) => p.trim()).filter(Boolean),
+        node: { cpu: e.SIMULATED_NODE_CPU ?? '16', memory: e.SIMULATED_NODE_MEMORY ?? '64Gi' },
+        bookmarkIntervalMs: Math.round(e.SIMULATED_BOOKMARK_SECONDS * 1000),
+      },
       requestTimeoutMs: Math.round(e.KUBERNETES_REQUEST_TIMEOUT_SECONDS * 1000),
       resyncMs: Math.round(e.STATUS_RESYNC_SECONDS * 1000),
       startTimeoutMs: Math.round(e.START_TIMEOUT_SECONDS * 1000),

@@ -179,8 +179,9 @@ describe.each(ENGINES)('passwords and sessions on %s', (engine) => {
       const { input, id, tokens } = await userWithSessions();
       await admin.client.ok(UpdateUserDocument, { id, input: { isActive: false } });
       for (const token of tokens) await server.client(token).fails(MeDocument, undefined, 'UNAUTHENTICATED');
-      const refused = await server.client().fails(LoginDocument, { email: input.email, password: input.password }, 'FORBIDDEN');
-      expect(refused.message).toMatch(/deactivated/);
+      // Answered as a wrong password: the right password must not confirm a deactivated account.
+      const refused = await server.client().fails(LoginDocument, { email: input.email, password: input.password }, 'UNAUTHENTICATED');
+      expect(refused.message).toBe('Wrong e-mail or password');
       await admin.client.ok(UpdateUserDocument, { id, input: { isActive: true } });
       for (const token of tokens) await server.client(token).fails(MeDocument, undefined, 'UNAUTHENTICATED');
       await server.client().ok(LoginDocument, { email: input.email, password: input.password });

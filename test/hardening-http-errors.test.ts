@@ -22,7 +22,7 @@ interface Answer {
 
 async function answer(res: Response): Promise<Answer> {
   const text = await res.text();
-  let body: { errors?: { extensions?: { code?: string } }[] } = {};
+  let body: { errors?: { extensions?: { code?: string } }[] };
   try {
     body = JSON.parse(text);
   } catch {

@@ -36,7 +36,7 @@ async function orDeath<T>(server: ChildServer, what: string, request: Promise<T>
     return await request;
   } catch (err) {
     await Promise.race([server.exited, new Promise((r) => setTimeout(r, 5000).unref())]);
-    throw new Error(`${what} failed (${(err as Error).message}); the server process ${deathOf(server.exit)}`);
+    throw new Error(`${what} failed (${(err as Error).message}); the server process ${deathOf(server.exit)}`, { cause: err });
   }
 }
 

@@ -80,7 +80,7 @@ describe.each(ENGINES)('images on %s', (engine) => {
 
   it("accepts the smallest memory KubeVirt admits (1M), in decimal and binary units", async () => {
     for (const memory of ['1M', '1000k', '1000000', '977Ki']) {
-      const { createImage } = await admin.client.ok(CreateImageDocument, { input: input(`Mem ${memory}`, { memory }) });
+      const { createImage } = await admin.client.ok(CreateImageDocument, { input: input(`mem-${memory}`, { memory }) });
       expect(createImage.memory).toBe(memory);
     }
   });

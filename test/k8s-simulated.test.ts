@@ -102,7 +102,9 @@ async function kubectl(...args: string[]): Promise<string> {
 }
 
 beforeAll(async () => {
-  cluster = await startSimulatedCluster({ vmReadySeconds: 0.05, namespaceTerminationMs: 250, bookmarkIntervalMs: 50 });
+  cluster = await startSimulatedCluster({
+    vmReadySeconds: 0.05, namespaceTerminationMs: 250, podTerminationMs: 50, imagePullBackOffMs: 50, bookmarkIntervalMs: 50,
+  });
   kc = kubeConfigFor(cluster.url);
   core = kc.makeApiClient(CoreV1Api);
   net = kc.makeApiClient(NetworkingV1Api);
@@ -203,6 +205,9 @@ describe('simulated Kubernetes API through client-node', () => {
       expect(ready.status?.phase).toBe('Running');
       expect(log[0].verb).toBe('add');
       expect(isReady(log[0].obj as V1Pod)).toBe(false);
+      // KubeVirt hands a VMI over (Scheduled) when its pod runs; Running comes later, from virt-handler
+      // (pkg/virt-controller/watch/vmi/lifecycle.go): a Ready pod does not mean a Running VMI.
+      await waitFor('VMI Running', () => cluster.get('virtualmachineinstances', ns, 'vm-a')?.status?.phase === 'Running');
       const vmi = (await custom.getNamespacedCustomObject({ ...KUBEVIRT, namespace: ns, name: 'vm-a' })) as KubeObject;
       expect(vmi.status).toMatchObject({ phase: 'Running', nodeName: 'sim-node-1' });
     } finally {
@@ -221,8 +226,10 @@ describe('simulated Kubernetes API through client-node', () => {
 
     await waitFor('pod of vm-b', () => podOf('vm-b'));
     await custom.deleteNamespacedCustomObject({ ...KUBEVIRT, namespace: ns, name: 'vm-b' });
-    expect(podOf('vm-b')).toBeUndefined();
-    expect(cluster.get('virtualmachineinstances', ns, 'vm-b')).toBeUndefined();
+    // The pod has a grace period and the VMI KubeVirt's finalizer, removed once the pod is gone
+    // (lifecycle.go, IsFinal): both go, but not within the DELETE request.
+    await waitFor('pod of vm-b gone', () => podOf('vm-b') === undefined);
+    await waitFor('vm-b gone', () => cluster.get('virtualmachineinstances', ns, 'vm-b') === undefined);
   });
 
   it('deletes a namespace through Terminating, refusing new content, then removes all it holds', async () => {
@@ -317,7 +324,8 @@ describe('simulated watches', () => {
   });
 
   it('sends bookmarks when allowed and ends the watch at timeoutSeconds', async () => {
-    const log = await watch('/api/v1/pods', { allowWatchBookmarks: true, timeoutSeconds: '1' });
+    // The watch cache sends no bookmark to a watch that ends within 2 s (cache_watcher.go nextBookmarkTime).
+    const log = await watch('/api/v1/pods', { allowWatchBookmarks: true, timeoutSeconds: '3' });
     await waitFor('bookmark', () => log.events.some((e) => e.type === 'BOOKMARK'));
     const bookmark = log.events.find((e) => e.type === 'BOOKMARK')?.object;
     expect(bookmark).toEqual({ kind: 'Pod', apiVersion: 'v1', metadata: { resourceVersion: expect.stringMatching(/^\d+$/) } });
@@ -416,12 +424,14 @@ describe('simulated Kubernetes API through kubectl', () => {
     const ns = await namespaceWith();
     await createVmi(ns, 'vm-k');
     const pod = await waitFor('ready pod', () => cluster.list('pods', ns).find(isReady));
+    await waitFor('VMI Ready', () => isReady(cluster.get('virtualmachineinstances', ns, 'vm-k')));
     const json = JSON.parse(await kubectl('get', 'pods', '-A', '-o', 'json')) as { items: KubeObject[] };
     expect(json.items.map((p) => p.metadata.name)).toContain(pod.metadata.name);
     const table = await kubectl('get', 'vmi', '-n', ns);
     expect(table).toMatch(/^NAME\s+AGE\s+PHASE/);
     expect(table).toMatch(/vm-k\s+\S+\s+Running/);
-    expect(await kubectl('get', 'pods', '-A')).toMatch(new RegExp(`\\n${ns}\\s+${pod.metadata.name}\\s+1/1\\s+Running`));
+    // compute, the containerDisk's container and the guest-console-log sidecar (template.go): 3/3, not 1/1.
+    expect(await kubectl('get', 'pods', '-A')).toMatch(new RegExp(`\\n${ns}\\s+${pod.metadata.name}\\s+3/3\\s+Running`));
   });
 
   it('watches pods and deletes a pod and a namespace', async () => {

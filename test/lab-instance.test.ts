@@ -18,7 +18,8 @@ import { eventually } from './support/wait.js';
 
 const MANAGED = 'app.kubernetes.io/managed-by';
 
-const SERVER_FIELDS = ['uid', 'resourceVersion', 'creationTimestamp', 'generation', 'managedFields'];
+/** What the API server and KubeVirt add to what the server sent (KubeVirt: its finalizer and observed-version annotations). */
+const SERVER_FIELDS = ['uid', 'resourceVersion', 'creationTimestamp', 'generation', 'managedFields', 'finalizers', 'annotations'];
 
 function stripServerFields(obj: { metadata: Record<string, unknown>; status?: unknown } & Record<string, unknown>) {
   const metadata = Object.fromEntries(Object.entries(obj.metadata).filter(([k]) => !SERVER_FIELDS.includes(k)));

@@ -38,7 +38,9 @@ export interface KubeConnection {
 }
 
 /** Starts the in-process simulated cluster; passed in by the composition root, which loads it on demand. */
-export type StartSimulated = (options: { vmReadySeconds: number; logger: Logger }) => Promise<{ url: string; stop(): Promise<void> }>;
+export type StartSimulated = (
+  options: { vmReadySeconds: number; logger: Logger } & Config['kubernetes']['simulated'],
+) => Promise<{ url: string; stop(): Promise<void> }>;
 
 /** Picks how to reach Kubernetes per the contract's Serving section and connects. */
 export async function connectKubernetes(config: Config, logger: Logger, startSimulated: StartSimulated): Promise<KubeConnection> {
@@ -52,7 +54,7 @@ export async function connectKubernetes(config: Config, logger: Logger, startSim
   }
   const kc = new KubeConfig();
   if (mode === 'simulated') {
-    const simulated = await startSimulated({ vmReadySeconds: k.simulatedVmReadySeconds, logger });
+    const simulated = await startSimulated({ vmReadySeconds: k.simulatedVmReadySeconds, logger, ...k.simulated });
     loadPlain(kc, simulated.url);
     logger.warn('SIMULATED KUBERNETES CLUSTER: no real VMs run. Configure KUBERNETES_MODE (kubeconfig, in-cluster, proxy) for a real cluster.', {
       server: simulated.url,

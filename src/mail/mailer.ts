@@ -10,6 +10,12 @@ import { renderMail, type MailSettings, type MailTemplate, type RenderedMail } f
 export interface Mailer {
   /** Renders and sends one mail; resolves true once a mail server (or the development log) took it. */
   send(template: MailTemplate): Promise<boolean>;
+  /**
+   * For work done after the answer: runs `prepare` (say, storing the link's token) and sends the
+   * mail it returns, none for null. Tracked as `send` is, so drain and close wait for it; a failing
+   * `prepare` is logged and resolves false.
+   */
+  sendWhenReady(prepare: () => Promise<MailTemplate | null>): Promise<boolean>;
   /** Resolves once every send started so far has finished, sent or failed. */
   drain(): Promise<void>;
   /** Drains, then releases connections. Idempotent. */
@@ -32,18 +38,38 @@ abstract class BaseMailer implements Mailer {
   protected release(): void {}
 
   send(template: MailTemplate): Promise<boolean> {
-    const attempt = (async () => {
-      try {
-        await this.deliver(renderMail(template, this.settings));
-        return true;
-      } catch (err) {
-        this.logger.error('mail not sent', { kind: template.kind, to: template.to, error: err, ...smtpDetails(err) });
-        return false;
-      }
-    })();
-    this.inFlight.add(attempt);
-    void attempt.finally(() => this.inFlight.delete(attempt));
-    return attempt;
+    return this.track(this.attempt(template));
+  }
+
+  sendWhenReady(prepare: () => Promise<MailTemplate | null>): Promise<boolean> {
+    return this.track(
+      (async () => {
+        let template: MailTemplate | null;
+        try {
+          template = await prepare();
+        } catch (err) {
+          this.logger.error('mail not prepared', { error: err });
+          return false;
+        }
+        return template ? this.attempt(template) : false;
+      })(),
+    );
+  }
+
+  private async attempt(template: MailTemplate): Promise<boolean> {
+    try {
+      await this.deliver(renderMail(template, this.settings));
+      return true;
+    } catch (err) {
+      this.logger.error('mail not sent', { kind: template.kind, to: template.to, error: err, ...smtpDetails(err) });
+      return false;
+    }
+  }
+
+  private track(work: Promise<boolean>): Promise<boolean> {
+    this.inFlight.add(work);
+    void work.finally(() => this.inFlight.delete(work));
+    return work;
   }
 
   async drain(): Promise<void> {

@@ -97,7 +97,7 @@ export class UserResolver {
 
   @Mutation(() => Boolean, { description: 'Sets a new password with the token from the reset mail and revokes every token of that user at once.' })
   resetPassword(@Arg('token', () => String) token: string, @Arg('newPassword', () => String) newPassword: string, @Ctx() ctx: Context) {
-    return ctx.services.accounts.resetPassword(token, newPassword);
+    return ctx.services.accounts.resetPassword(token, newPassword, ctx.ip);
   }
 
   @Authorized(Role.ADMIN)

@@ -6,6 +6,7 @@ import type { AccountTokenPurpose } from '../entities/index.js';
 import { badInput, conflict } from '../errors.js';
 import type { AccountEvents } from './account.events.js';
 import type { Mailer } from '../mail/mailer.js';
+import type { MailTemplate } from '../mail/templates.js';
 import { normalizeEmail, type AuthService, type IssuedSession } from './auth.service.js';
 import { checkPassword } from './password-policy.js';
 import { hashPassword, verifyPassword } from './passwords.js';
@@ -46,6 +47,18 @@ export async function revokeSessions(em: EntityManager, userId: number, keep?: s
 }
 
 /**
+ * Work for a known account waits this long (ms, at random in the range) after the answer: long
+ * enough that it never delays the answer on its way out, and at a random moment, so that a request
+ * right behind it (or a client on the same host) cannot tie the extra load to the request.
+ */
+const BACKGROUND_DELAY_MS = { min: 50, max: 150 };
+
+const afterAnswer = () => {
+  const { min, max } = BACKGROUND_DELAY_MS;
+  return new Promise<void>((resolve) => setTimeout(resolve, min + Math.random() * (max - min)));
+};
+
+/**
  * The account life cycle: registration, e-mail verification, passwords and the caller's profile.
  * Mails go out after the commit; a mail that cannot be sent is logged and never fails the request.
  */
@@ -78,13 +91,13 @@ export class AccountService {
     if (await this.em.count(User, { email })) throw emailTaken();
     const user = this.em.create(User, { email, passwordHash: await hashPassword(data.password), ...names } as User);
     const mode = this.config.auth.emailVerification;
-    const token = mode === 'none' ? null : this.newToken(user, 'verify-email');
+    const token = mode === 'none' ? null : this.newToken(this.em, user, 'verify-email');
     try {
       await this.em.flush();
     } catch (err) {
       throw err instanceof UniqueConstraintViolationException ? emailTaken() : err;
     }
-    const verificationEmailSent = token ? await this.sendVerification(user, token) : false;
+    const verificationEmailSent = token ? await this.mailer.send(this.mail(user.email, 'verify-email', token)) : false;
     const session = mode === 'mandatory' ? null : await this.auth.openSession(user);
     return { user, session, verificationEmailSent };
   }
@@ -103,35 +116,35 @@ export class AccountService {
     return true;
   }
 
-  /** Always true: whether the address is known, verified or not does not show, in the answer or in its timing (the mail goes out in the background). */
+  /**
+   * Always true: whether the address is known, verified or active shows neither in the answer nor
+   * in its timing. The request does the same work for every address (rate limit, one lookup); the
+   * token and the mail for an unverified active account are made after the answer (mailInBackground).
+   */
   async resendVerificationEmail(email: string, ip: string): Promise<boolean> {
     await this.limiter.consume('resendVerification', { ip, email });
     if (this.config.auth.emailVerification === 'none') return true;
     const user = await this.em.findOne(User, { email: normalizeEmail(email) });
-    if (user?.isActive && !user.emailVerified) {
-      const token = await this.issueToken(user, 'verify-email');
-      void this.sendVerification(user, token);
-    }
+    if (user?.isActive && !user.emailVerified) this.mailInBackground(user, 'verify-email');
     return true;
   }
 
-  /** Always true, as resendVerificationEmail. Only active accounts get a mail. */
+  /** Always true, in the same time, as resendVerificationEmail. Only active accounts get a mail. */
   async requestPasswordReset(email: string, ip: string): Promise<boolean> {
     await this.limiter.consume('passwordReset', { ip, email });
     const user = await this.em.findOne(User, { email: normalizeEmail(email) });
-    if (user?.isActive) {
-      const token = await this.issueToken(user, 'reset-password');
-      void this.mailer.send({ kind: 'reset-password', to: user.email, token, ttlSeconds: this.config.auth.passwordResetTokenTtlSeconds });
-    }
+    if (user?.isActive) this.mailInBackground(user, 'reset-password');
     return true;
   }
 
   /**
    * Sets the new password, revokes every session of the user at once, and marks the address
    * verified (the link proved the mailbox). A weak password leaves the link usable.
-   * @throws BAD_USER_INPUT on `token` or on `newPassword`.
+   * Attempts are rate-limited per address and per link: reset tokens cannot be guessed at leisure.
+   * @throws BAD_USER_INPUT on `token` or on `newPassword`; RATE_LIMITED.
    */
-  async resetPassword(token: string, newPassword: string): Promise<boolean> {
+  async resetPassword(token: string, newPassword: string, ip: string): Promise<boolean> {
+    await this.limiter.consume('resetPassword', { ip, token });
     const row = await this.usableToken(token, 'reset-password');
     const user = row.user.getEntity();
     checkPassword(newPassword, user, 'newPassword');
@@ -175,24 +188,41 @@ export class AccountService {
     return user;
   }
 
-  private sendVerification(user: User, token: string): Promise<boolean> {
-    const ttlSeconds = this.config.auth.verificationTokenTtlSeconds;
-    return this.mailer.send({ kind: 'verify-email', to: user.email, token, ttlSeconds });
+  /**
+   * Issues a link and mails it once the answer is out, on an EntityManager of its own (the
+   * request's is done by then). The mailer tracks it, so drain() and app.stop() wait for it; a
+   * failure is logged there and never reaches the client, who was answered already.
+   */
+  private mailInBackground(user: User, purpose: AccountTokenPurpose): void {
+    const { id, email } = user;
+    void this.mailer.sendWhenReady(async () => {
+      await afterAnswer();
+      const token = await this.issueToken(this.em.fork(), id, purpose);
+      return this.mail(email, purpose, token);
+    });
   }
 
-  /** A random token (32 bytes, base64url) whose SHA-256 is persisted with the next flush. */
-  private newToken(user: User, purpose: AccountTokenPurpose): string {
+  private mail(to: string, purpose: AccountTokenPurpose, token: string): MailTemplate {
+    return { kind: purpose, to, token, ttlSeconds: this.ttlOf(purpose) };
+  }
+
+  private ttlOf(purpose: AccountTokenPurpose): number {
+    return purpose === 'verify-email' ? this.config.auth.verificationTokenTtlSeconds : this.config.auth.passwordResetTokenTtlSeconds;
+  }
+
+  /** A random token (32 bytes, base64url) whose SHA-256 is persisted with the next flush of `em`. */
+  private newToken(em: EntityManager, user: User, purpose: AccountTokenPurpose): string {
     const token = randomBytes(32).toString('base64url');
-    const ttl = purpose === 'verify-email' ? this.config.auth.verificationTokenTtlSeconds : this.config.auth.passwordResetTokenTtlSeconds;
-    this.em.create(AccountToken, { tokenHash: sha256(token), purpose, user, expiresAt: new Date(Date.now() + ttl * 1000) } as unknown as AccountToken);
+    const expiresAt = new Date(Date.now() + this.ttlOf(purpose) * 1000);
+    em.create(AccountToken, { tokenHash: sha256(token), purpose, user, expiresAt } as unknown as AccountToken);
     return token;
   }
 
   /** Stores a new token for an existing user, dropping that user's used and expired ones. */
-  private async issueToken(user: User, purpose: AccountTokenPurpose): Promise<string> {
-    await this.em.nativeDelete(AccountToken, { user: user.id, $or: [{ usedAt: { $ne: null } }, { expiresAt: { $lt: new Date() } }] });
-    const token = this.newToken(user, purpose);
-    await this.em.flush();
+  private async issueToken(em: EntityManager, userId: number, purpose: AccountTokenPurpose): Promise<string> {
+    await em.nativeDelete(AccountToken, { user: userId, $or: [{ usedAt: { $ne: null } }, { expiresAt: { $lt: new Date() } }] });
+    const token = this.newToken(em, em.getReference(User, userId), purpose);
+    await em.flush();
     return token;
   }
 

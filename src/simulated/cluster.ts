@@ -1,22 +1,43 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Faults, type FaultInjector } from './faults.js';
-import { ClusterLifecycle } from './lifecycle.js';
+import { ClusterLifecycle, type LifecycleOptions } from './lifecycle.js';
+import { ceilValue, parseQuantity } from './quantity.js';
 import { ResourceOperations } from './operations.js';
 import { resourceByPlural, type KubeObject } from './resources.js';
 import { createRequestHandler, type Logger } from './server.js';
 import { ObjectStore } from './store.js';
-import type { VmiPhase } from './virt-launcher.js';
+import type { NetworkInterfaceDefault } from './virt-handler.js';
+import { NODE_NAME, type VmiPhase } from './virt-launcher.js';
 import { WatchHub } from './watch-hub.js';
 
 export interface SimulatedClusterOptions {
   host?: string;               // default '127.0.0.1'
   port?: number;               // default 0 (ephemeral)
-  /** Seconds from VMI creation until its pod becomes Ready; default 3; may be 0. */
+  /**
+   * Seconds from VMI creation until the VMI is Running and Ready=True; default 3; may be 0. The steps fall
+   * in KubeVirt's order within it: pod bound at 10 %, pod Running and Ready (VMI Scheduled) at 50 %,
+   * VMI Running then Ready=True at 100 %.
+   */
   vmReadySeconds?: number;
-  /** How long a deleted namespace stays Terminating before its contents and itself vanish; default 100. */
+  /**
+   * The namespace controller's own pass: a deleted namespace stays Terminating at least this long, and
+   * until its content (pods, VMIs, network policies) is gone; default 2000.
+   */
   namespaceTerminationMs?: number;
-  /** Interval between BOOKMARK events on watches that allow them; default 1000. */
+  /** How long a pod marked for deletion takes to stop (never more than its grace period); default 1000. */
+  podTerminationMs?: number;
+  /** The kubelet's image pull back-off: ErrImagePull turns into ImagePullBackOff after it, and it doubles per retry (up to 30x); default 10000. */
+  imagePullBackOffMs?: number;
+  /** Globs (`*`, `?`) of containerDisk images that cannot be pulled; default ['*:does-not-exist']. */
+  unpullableImages?: string | string[];
+  /** The one node: name and allocatable resources (quantities); default { name: 'sim-node-1', cpu: '16', memory: '64Gi' }. */
+  node?: { name?: string; cpu?: string | number; memory?: string | number };
+  /** The cluster's default interface for VMIs that name none (KubeVirt's default is bridge); decides LiveMigratable. */
+  defaultNetworkInterface?: NetworkInterfaceDefault;
+  /** Image of virt-launcher's containers; default 'quay.io/kubevirt/virt-launcher:v1.5.0'. */
+  launcherImage?: string;
+  /** Interval between BOOKMARK events on watches that allow them (the API server's watch cache: about once a minute); default 60000. */
   bookmarkIntervalMs?: number;
   /** Events kept per resource for watches resuming from a resourceVersion; default 10,000. */
   historyLimit?: number;
@@ -33,12 +54,19 @@ export interface SimulatedCluster {
   requestCounts(): Record<string, number>;
   /** Number of currently open watch connections (optionally for one resource). */
   openWatches(resource?: string): number;
-  /** Cluster-side actions; each stops the automatic progression of the VMI concerned so that it cannot undo them. */
+  /**
+   * Cluster-side actions; each stops the automatic start of the VMI concerned so that it cannot undo them
+   * (KubeVirt's controllers still react: a pod made Ready hands its VMI over, Scheduled).
+   */
   setPodReady(namespace: string, podName: string, ready: boolean): void;
+  /** Sets the VMI's phase (and status.reason to `message`), as virt-handler would report it. */
   setVmiPhase(namespace: string, name: string, phase: VmiPhase, message?: string): void;
-  /** Pause/resume the automatic progression (VMI phases, pod readiness). */
+  /** Pause/resume the automatic start steps (binding, containers, domain); deletions and namespace purges go on. */
   setAutoProgress(enabled: boolean): void;
-  /** Makes every VMI that has not ended Running and its pod Ready at once (a burst). */
+  /**
+   * Takes every VMI that has not ended through the rest of its start at once (a burst), in KubeVirt's
+   * order: pod Running and Ready, VMI Scheduled, Running, Ready=True. VMIs that cannot start stay.
+   */
   readyAll(): void;
   /** As if someone ran kubectl delete; throws the API's NotFound (or Conflict for a Terminating namespace). */
   deleteObject(resource: string, namespace: string | undefined, name: string): void;
@@ -74,12 +102,35 @@ interface Parts {
   counts: Map<string, number>;
 }
 
+function quantityOption(value: string | number | undefined, fallback: string, what: string): number {
+  const q = parseQuantity(value ?? fallback);
+  if (!q || q.value <= 0) throw new Error(`simulated cluster: invalid ${what} quantity ${String(value)}`);
+  return what === 'node cpu' ? q.value : ceilValue(q);
+}
+
+export function lifecycleOptions(opts: SimulatedClusterOptions): LifecycleOptions {
+  const unpullable = opts.unpullableImages ?? ['*:does-not-exist'];
+  return {
+    vmReadySeconds: opts.vmReadySeconds ?? 3,
+    namespaceTerminationMs: opts.namespaceTerminationMs ?? 2000,
+    podTerminationMs: opts.podTerminationMs ?? 1000,
+    imagePullBackOffMs: opts.imagePullBackOffMs ?? 10_000,
+    unpullableImages: Array.isArray(unpullable) ? unpullable : [unpullable],
+    node: {
+      name: opts.node?.name ?? NODE_NAME,
+      cpu: quantityOption(opts.node?.cpu, '16', 'node cpu'),
+      memory: quantityOption(opts.node?.memory, '64Gi', 'node memory'),
+    },
+    defaultNetworkInterface: opts.defaultNetworkInterface ?? 'bridge',
+    launcherImage: opts.launcherImage ?? 'quay.io/kubevirt/virt-launcher:v1.5.0',
+  };
+}
+
 function buildParts(opts: SimulatedClusterOptions): Parts {
   const store = new ObjectStore(opts.historyLimit ?? 10_000);
-  const hub = new WatchHub(store, opts.bookmarkIntervalMs ?? 1000);
-  const lifecycle = new ClusterLifecycle(store, {
-    vmReadySeconds: opts.vmReadySeconds ?? 3, namespaceTerminationMs: opts.namespaceTerminationMs ?? 100,
-  });
+  // The watch hub listens to the store first, so that a change is on the wire before the reactions to it.
+  const hub = new WatchHub(store, opts.bookmarkIntervalMs ?? 60_000);
+  const lifecycle = new ClusterLifecycle(store, lifecycleOptions(opts));
   return { store, hub, lifecycle, faults: new Faults(store, hub), counts: new Map() };
 }
 

@@ -2,4 +2,5 @@ export { startSimulatedCluster, type SimulatedCluster, type SimulatedClusterOpti
 export type { FaultInjector, FaultVerb, Failure } from './faults.js';
 export type { KubeObject, ObjectMeta } from './resources.js';
 export type { Logger } from './server.js';
+export type { NetworkInterfaceDefault } from './virt-handler.js';
 export type { VmiPhase } from './virt-launcher.js';

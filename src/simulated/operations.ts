@@ -1,14 +1,14 @@
 import { jsonPatch, mergePatch } from './json-patch.js';
-import type { ClusterLifecycle } from './lifecycle.js';
+import type { ClusterLifecycle, DeleteOptions } from './lifecycle.js';
 import { apiVersionOf, resourceByPlural, type KubeObject, type ResourceDef } from './resources.js';
 import type { Selector } from './selectors.js';
 import { badRequest, conflict, forbidden, notFound, alreadyExists, success } from './status.js';
 import type { ObjectStore } from './store.js';
 import { validateLabels, validateName } from './validation.js';
-import { randomSuffix } from './virt-launcher.js';
+import { generateName } from './virt-launcher.js';
 
 const NAMESPACES = resourceByPlural('namespaces');
-const SERVER_SET = ['uid', 'resourceVersion', 'creationTimestamp', 'deletionTimestamp', 'generation', 'managedFields'];
+const SERVER_SET = ['uid', 'resourceVersion', 'creationTimestamp', 'deletionTimestamp', 'deletionGracePeriodSeconds', 'generation', 'managedFields'];
 
 export type PatchType = 'json' | 'merge';
 
@@ -40,25 +40,27 @@ export class ResourceOperations {
     const obj = this.prepare(def, namespace, input);
     const name = obj.metadata.name as string;
     if (def.namespaced) this.checkNamespace(def, namespace ?? '', name);
+    // Admission (KubeVirt's webhooks for a VMI) comes before storage, so a refused object is refused even if its name is taken.
+    this.lifecycle.admit(def, obj);
     if (this.store.get(def, namespace, name)) throw alreadyExists(def, name);
-    this.lifecycle.initialStatus(def, obj);
-    const created = this.store.insert(def, obj);
-    this.lifecycle.afterCreate(def, created);
-    return { code: 201, body: created };
+    return { code: 201, body: this.store.insert(def, obj) };
   }
 
-  /** Built-in kinds without graceful deletion answer a Success Status; pods, namespaces and VMIs the object. */
-  delete(def: ResourceDef, namespace: string | undefined, name: string): Reply {
-    const gone = this.lifecycle.delete(def, namespace, name);
-    if (def.plural === 'networkpolicies') return { code: 200, body: success(def, name, gone.metadata.uid) };
+  /**
+   * Built-in kinds without graceful deletion answer a Success Status once the object is gone; pods,
+   * namespaces, VMIs and anything a finalizer holds answer the object.
+   */
+  delete(def: ResourceDef, namespace: string | undefined, name: string, options: DeleteOptions = {}): Reply {
+    const gone = this.lifecycle.delete(def, namespace, name, options);
+    if (def.plural === 'networkpolicies' && !this.store.get(def, namespace, name)) return { code: 200, body: success(def, name, gone.metadata.uid) };
     return { code: 200, body: gone };
   }
 
-  deleteCollection(def: ResourceDef, namespace: string | undefined, selector: Selector): Reply {
+  deleteCollection(def: ResourceDef, namespace: string | undefined, selector: Selector, options: DeleteOptions = {}): Reply {
     const items: KubeObject[] = [];
     for (const obj of this.store.list(def, namespace).filter((o) => selector.matches(o))) {
       try {
-        items.push(this.lifecycle.delete(def, obj.metadata.namespace, obj.metadata.name ?? ''));
+        items.push(this.lifecycle.delete(def, obj.metadata.namespace, obj.metadata.name ?? '', options));
       } catch {
         // Already gone or already terminating: deletecollection reports what it removed.
       }
@@ -78,7 +80,7 @@ export class ResourceOperations {
     if (next === null || typeof next !== 'object' || Array.isArray(next)) throw badRequest('the patch must leave an object');
     if (next.metadata === null || typeof next.metadata !== 'object') next.metadata = {};
     validateLabels(def, next);
-    return { code: 200, body: this.store.update(def, namespace, name, (draft) => overwrite(draft, next)) };
+    return this.written(def, this.store.update(def, namespace, name, (draft) => overwrite(draft, next)) as KubeObject);
   }
 
   /** PUT with optimistic concurrency: a stale metadata.resourceVersion is a 409 Conflict. */
@@ -93,7 +95,13 @@ export class ResourceOperations {
       throw conflict(def, name, 'the object has been modified; please apply your changes to the latest version and try again');
     }
     validateLabels(def, input);
-    return { code: 200, body: this.store.update(def, namespace, name, (draft) => overwrite(draft, structuredClone(input))) };
+    return this.written(def, this.store.update(def, namespace, name, (draft) => overwrite(draft, structuredClone(input))) as KubeObject);
+  }
+
+  /** The reply to an update; an object being deleted that lost its last finalizer goes now. */
+  private written(def: ResourceDef, obj: KubeObject): Reply {
+    this.lifecycle.afterUpdate(def, obj);
+    return { code: 200, body: obj };
   }
 
   private prepare(def: ResourceDef, namespace: string | undefined, input: KubeObject): KubeObject {
@@ -106,7 +114,9 @@ export class ResourceOperations {
     }
     for (const key of SERVER_SET) delete meta[key];
     if (!meta.name && typeof meta.generateName === 'string' && meta.generateName) {
-      meta.name = meta.generateName + randomSuffix();
+      let generated = generateName(meta.generateName);
+      while (this.store.get(def, namespace, generated)) generated = generateName(meta.generateName);
+      meta.name = generated;
     }
     const obj: KubeObject = { ...structuredClone(input), metadata: meta };
     validateName(def, meta.name);
@@ -130,6 +140,7 @@ function overwrite(draft: KubeObject, next: KubeObject): void {
   Object.assign(draft, next);
   draft.metadata = { ...next.metadata, creationTimestamp: metadata.creationTimestamp };
   if (metadata.deletionTimestamp) draft.metadata.deletionTimestamp = metadata.deletionTimestamp;
+  if (metadata.deletionGracePeriodSeconds !== undefined) draft.metadata.deletionGracePeriodSeconds = metadata.deletionGracePeriodSeconds;
   if (status !== undefined) draft.status = status;
   else delete draft.status;
 }

@@ -1,3 +1,7 @@
+/** Fields of Kubernetes objects that the simulation reads and writes freely, as the API's JSON. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- any kind's spec and status pass through
+export type Loose = Record<string, any>;
+
 /** The object shape the simulated API server stores: any Kubernetes object with metadata. */
 export interface ObjectMeta {
   name?: string;

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { discovery } from './discovery.js';
 import type { Faults } from './faults.js';
+import type { DeleteOptions } from './lifecycle.js';
 import { parseJson, parseObject, parseOptional, readBody, sendJson, sendStatus } from './http-util.js';
 import type { PatchType, ResourceOperations, Reply } from './operations.js';
 import { route, type ResourceRoute } from './routes.js';
@@ -72,11 +73,9 @@ async function perform(ops: ResourceOperations, req: IncomingMessage, t: Resourc
     case 'create':
       return ops.create(t.def, t.namespace, parseObject(await readBody(req)));
     case 'delete':
-      parseOptional(await readBody(req));
-      return ops.delete(t.def, t.namespace, t.name as string);
+      return ops.delete(t.def, t.namespace, t.name as string, deleteOptions(parseOptional(await readBody(req)), query));
     case 'deletecollection':
-      parseOptional(await readBody(req));
-      return ops.deleteCollection(t.def, t.namespace, selectorOf(query));
+      return ops.deleteCollection(t.def, t.namespace, selectorOf(query), deleteOptions(parseOptional(await readBody(req)), query));
     case 'patch': {
       const type = patchType(req.headers['content-type']);
       return ops.patch(t.def, t.namespace, t.name as string, type, parseJson(await readBody(req)));
@@ -84,6 +83,15 @@ async function perform(ops: ResourceOperations, req: IncomingMessage, t: Resourc
     default:
       return ops.replace(t.def, t.namespace, t.name as string, parseObject(await readBody(req)));
   }
+}
+
+/** DeleteOptions from the body (kubectl, client-node) or the query (gracePeriodSeconds=...). */
+function deleteOptions(body: Record<string, unknown> | undefined, query: URLSearchParams): DeleteOptions {
+  const raw = body?.gracePeriodSeconds ?? numberParam(query, 'gracePeriodSeconds');
+  if (raw === undefined || raw === null) return {};
+  const grace = Number(raw);
+  if (!Number.isInteger(grace) || grace < 0) throw badRequest(`invalid value for gracePeriodSeconds: "${String(raw)}"`);
+  return { gracePeriodSeconds: grace };
 }
 
 function patchType(contentType: string | undefined): PatchType {

@@ -94,6 +94,14 @@ export class ObjectStore {
     }), mutate);
   }
 
+  /**
+   * The cheapest write: only the top level and metadata are copied, so `mutate` must replace (not edit)
+   * status, spec and anything nested in metadata. For a controller that builds the new status itself.
+   */
+  updateShallow(def: ResourceDef, namespace: string | undefined, name: string, mutate: (draft: KubeObject) => void): KubeObject | undefined {
+    return this.replace(def, namespace, name, (previous) => ({ ...previous, metadata: { ...previous.metadata } }), mutate);
+  }
+
   private replace(
     def: ResourceDef,
     namespace: string | undefined,
@@ -116,15 +124,24 @@ export class ObjectStore {
     return draft;
   }
 
-  /** Removes the object; the DELETED event carries it under the deletion's own resourceVersion, as the real server does. */
-  remove(def: ResourceDef, namespace: string | undefined, name: string): KubeObject | undefined {
+  /**
+   * Removes the object; the DELETED event carries it under the deletion's own resourceVersion, as the real
+   * server does. `last` is the object's final state when the removal comes from an update (the last
+   * finalizer removed), which the API server deletes instead of storing.
+   */
+  remove(def: ResourceDef, namespace: string | undefined, name: string, last?: KubeObject): KubeObject | undefined {
     const ns = def.namespaced ? namespace ?? '' : '';
     const objects = this.table(def).byNamespace.get(ns);
     const previous = objects?.get(name);
     if (!objects || !previous) return undefined;
     objects.delete(name);
     if (objects.size === 0) this.table(def).byNamespace.delete(ns);
-    const gone: KubeObject = { ...previous, metadata: { ...previous.metadata, resourceVersion: String(++this.rv) } };
+    const base = last ?? previous;
+    const gone: KubeObject = {
+      ...base, apiVersion: previous.apiVersion, kind: previous.kind,
+      metadata: { ...base.metadata, name: previous.metadata.name, namespace: previous.metadata.namespace, uid: previous.metadata.uid, resourceVersion: String(++this.rv) },
+    };
+    if (!def.namespaced) delete gone.metadata.namespace;
     this.record(def, { type: 'DELETED', object: gone, previous, rv: this.rv });
     return gone;
   }

@@ -1,3 +1,4 @@
+import type { Loose } from './resources.js';
 import type { KubeObject, ResourceDef } from './resources.js';
 
 /** Server-side printing (meta.k8s.io/v1 Table), which is what `kubectl get` asks for and prints. */
@@ -20,9 +21,11 @@ const COLUMNS: Record<string, Column[]> = {
     col('Restarts', 'Container restarts'), col('Age', 'Time since creation'), col('IP', 'Pod IP', 1), col('Node', 'Node name', 1),
   ],
   networkpolicies: [col('Name', 'Name of the policy', 0, 'name'), col('Pod-Selector', 'Selected pods'), col('Age', 'Time since creation')],
+  // kubevirt/kubevirt pkg/virt-operator/resource/generate/components/crds.go: the VMI CRD's printer columns.
   virtualmachineinstances: [
     col('Name', 'Name of the VMI', 0, 'name'), col('Age', 'Time since creation'), col('Phase', 'VMI phase'),
     col('IP', 'VMI IP'), col('NodeName', 'Node name'), col('Ready', 'Ready condition'),
+    col('Live-Migratable', 'LiveMigratable condition', 1), col('Paused', 'Paused condition', 1),
   ],
 };
 
@@ -40,9 +43,63 @@ function age(obj: KubeObject): string {
   return `${Math.floor(s / 86400)}d`;
 }
 
-function conditionStatus(obj: KubeObject, type: string): string {
+function conditionStatus(obj: KubeObject, type: string, absent = 'False'): string {
   const conditions = (obj.status?.conditions ?? []) as Array<Record<string, unknown>>;
-  return String(conditions.find((c) => c.type === type)?.status ?? 'False');
+  return String(conditions.find((c) => c.type === type)?.status ?? absent);
+}
+
+type Status = { name: string; ready?: boolean; started?: boolean; restartCount?: number; state?: Loose };
+
+/**
+ * The READY, STATUS and RESTARTS columns of `kubectl get pods`, after kubernetes
+ * pkg/printers/internalversion/printers.go printPod: sidecars count as containers, an init container
+ * that waits shows as Init:<reason>, a waiting container's reason wins, a pod being deleted is Terminating.
+ */
+function podColumns(obj: KubeObject): { ready: string; status: string; restarts: number } {
+  const spec = (obj.spec ?? {}) as { containers?: Array<{ name: string }>; initContainers?: Array<{ name: string; restartPolicy?: string }> };
+  const initSpecs = spec.initContainers ?? [];
+  const sidecars = new Set(initSpecs.filter((c) => c.restartPolicy === 'Always').map((c) => c.name));
+  const initStatuses = (obj.status?.initContainerStatuses ?? []) as Status[];
+  const statuses = (obj.status?.containerStatuses ?? []) as Status[];
+  let total = (spec.containers ?? []).length;
+  let ready = 0;
+  let restarts = 0;
+  let reason = String(obj.status?.reason ?? obj.status?.phase ?? '');
+  for (const s of initStatuses) {
+    if (!sidecars.has(s.name)) continue;
+    total++;
+    if (s.started && s.ready) ready++;
+  }
+  let initializing = false;
+  for (const [i, s] of initStatuses.entries()) {
+    restarts += s.restartCount ?? 0;
+    const state = s.state ?? {};
+    if (state.terminated && state.terminated.exitCode === 0) continue;
+    if (sidecars.has(s.name) && s.started) continue;
+    if (state.terminated) reason = `Init:${state.terminated.reason || `ExitCode:${state.terminated.exitCode}`}`;
+    else if (state.waiting?.reason && state.waiting.reason !== 'PodInitializing') reason = `Init:${state.waiting.reason}`;
+    else reason = `Init:${i}/${initSpecs.length}`;
+    initializing = true;
+    break;
+  }
+  if (!initializing || conditionStatus(obj, 'Initialized') === 'True') {
+    restarts = 0;
+    let running = false;
+    for (const s of [...statuses].reverse()) {
+      restarts += s.restartCount ?? 0;
+      const state = s.state ?? {};
+      if (state.waiting?.reason) reason = state.waiting.reason;
+      else if (state.terminated?.reason) reason = state.terminated.reason;
+      else if (s.ready && state.running) {
+        running = true;
+        ready++;
+      }
+    }
+    if (reason === 'Completed' && running) reason = conditionStatus(obj, 'Ready') === 'True' ? 'Running' : 'NotReady';
+  }
+  const phase = obj.status?.phase;
+  if (obj.metadata.deletionTimestamp && phase !== 'Succeeded' && phase !== 'Failed') reason = 'Terminating';
+  return { ready: `${ready}/${total}`, status: reason, restarts };
 }
 
 function cells(def: ResourceDef, obj: KubeObject): unknown[] {
@@ -52,14 +109,16 @@ function cells(def: ResourceDef, obj: KubeObject): unknown[] {
     case 'namespaces':
       return [name, phase, age(obj)];
     case 'pods': {
-      const ready = conditionStatus(obj, 'Ready') === 'True' ? 1 : 0;
-      const status = obj.metadata.deletionTimestamp ? 'Terminating' : phase;
-      return [name, `${ready}/1`, status, 0, age(obj), obj.status?.podIP ?? '<none>', obj.spec?.nodeName ?? '<none>'];
+      const { ready, status, restarts } = podColumns(obj);
+      return [name, ready, status, restarts, age(obj), obj.status?.podIP ?? '<none>', obj.spec?.nodeName ?? '<none>'];
     }
     case 'networkpolicies':
       return [name, '<none>', age(obj)];
-    default:
-      return [name, age(obj), phase, '', obj.status?.nodeName ?? '', conditionStatus(obj, 'Ready')];
+    default: {
+      const ip = ((obj.status?.interfaces ?? []) as Array<{ ipAddress?: string }>)[0]?.ipAddress ?? '';
+      return [name, age(obj), phase, ip, obj.status?.nodeName ?? '', conditionStatus(obj, 'Ready', ''),
+        conditionStatus(obj, 'LiveMigratable', ''), conditionStatus(obj, 'Paused', '')];
+    }
   }
 }
 

@@ -22,6 +22,10 @@ interface Watcher extends WatchRequest {
   /** Lines of the current turn of the event loop, written together at its end (see write()). */
   batch: string[];
   timer?: NodeJS.Timeout;
+  bookmarkTimer?: NodeJS.Timeout;
+  /** When the watch's timeoutSeconds ends it (ms since the epoch), if it has one. */
+  deadline?: number;
+  deadlineBookmarkSent?: boolean;
 }
 
 type WireType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -33,12 +37,9 @@ type WireType = 'ADDED' | 'MODIFIED' | 'DELETED';
 export class WatchHub {
   private readonly watchers = new Map<string, Set<Watcher>>();
   private readonly json = new WeakMap<KubeObject, string>();
-  private readonly bookmarkTimer: NodeJS.Timeout;
 
-  constructor(private readonly store: ObjectStore, bookmarkIntervalMs: number) {
+  constructor(private readonly store: ObjectStore, private readonly bookmarkIntervalMs: number) {
     store.onEvent((def, event) => this.broadcast(def, event));
-    this.bookmarkTimer = setInterval(() => this.sendBookmarks(), bookmarkIntervalMs);
-    this.bookmarkTimer.unref();
   }
 
   /**
@@ -103,7 +104,7 @@ export class WatchHub {
   }
 
   stop(): void {
-    clearInterval(this.bookmarkTimer);
+    for (const w of this.select()) clearTimeout(w.bookmarkTimer);
     this.drop();
     this.watchers.clear();
   }
@@ -119,12 +120,40 @@ export class WatchHub {
     // A write racing a client that went away must not surface as an unhandled 'error' event.
     w.res.on('error', () => this.unregister(w));
     // A timeout ends the watch cleanly once what it holds back (if stalled) is out.
-    if (timeoutSeconds && timeoutSeconds > 0) w.timer = setTimeout(() => this.finish(w), timeoutSeconds * 1000);
+    if (timeoutSeconds && timeoutSeconds > 0) {
+      w.deadline = Date.now() + timeoutSeconds * 1000;
+      w.timer = setTimeout(() => this.finish(w), timeoutSeconds * 1000);
+    }
+    if (w.allowBookmarks) this.scheduleBookmark(w);
   }
 
   private unregister(w: Watcher): void {
     clearTimeout(w.timer);
+    clearTimeout(w.bookmarkTimer);
     this.watchers.get(w.def.plural)?.delete(w);
+  }
+
+  /**
+   * follows kubernetes staging/src/k8s.io/apiserver/pkg/storage/cacher/cache_watcher.go nextBookmarkTime:
+   * a bookmark about every bookmarkFrequency (cacher.go defaultBookmarkFrequency, a minute), or 2 s before
+   * the watch's deadline if that comes first; none when that moment has already passed.
+   */
+  private scheduleBookmark(w: Watcher): void {
+    const now = Date.now();
+    let at = now + this.bookmarkIntervalMs;
+    let beforeDeadline = false;
+    if (w.deadline !== undefined && w.deadline - 2000 < at) {
+      if (w.deadlineBookmarkSent) return;
+      at = w.deadline - 2000;
+      beforeDeadline = true;
+    }
+    if (at < now) return;
+    w.bookmarkTimer = setTimeout(() => {
+      if (beforeDeadline) w.deadlineBookmarkSent = true;
+      this.sendBookmark(w);
+      if (this.watchers.get(w.def.plural)?.has(w)) this.scheduleBookmark(w);
+    }, at - now);
+    w.bookmarkTimer.unref();
   }
 
   /** Ends the response and forgets the watcher at once, so that no event is written after the end. */
@@ -192,15 +221,10 @@ export class WatchHub {
     else w.res.write(lines.join(''));
   }
 
-  private sendBookmarks(): void {
-    const rv = String(this.store.currentRv());
-    for (const set of this.watchers.values()) {
-      for (const w of set) {
-        if (!w.allowBookmarks || w.stalled || w.res.writableEnded) continue;
-        const object = { kind: w.def.kind, apiVersion: apiVersionOf(w.def), metadata: { resourceVersion: rv } };
-        this.write(w, `{"type":"BOOKMARK","object":${JSON.stringify(object)}}\n`);
-      }
-    }
+  private sendBookmark(w: Watcher): void {
+    if (w.stalled || w.res.writableEnded) return;
+    const object = { kind: w.def.kind, apiVersion: apiVersionOf(w.def), metadata: { resourceVersion: String(this.store.currentRv()) } };
+    this.write(w, `{"type":"BOOKMARK","object":${JSON.stringify(object)}}\n`);
   }
 }
 

@@ -62,6 +62,9 @@ export function baseTestEnv(): Record<string, string> {
     ACCOUNT_EMAIL_VERIFICATION: 'none',
     KUBERNETES_MODE: 'simulated',
     SIMULATED_VM_READY_SECONDS: '0.2',
+    // Faster than a real cluster (namespace deletion takes tens of seconds there), in KubeVirt's order all the same.
+    SIMULATED_NAMESPACE_TERMINATION_SECONDS: '0.2',
+    SIMULATED_POD_TERMINATION_SECONDS: '0.1',
   };
 }
 

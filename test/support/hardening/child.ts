@@ -103,7 +103,9 @@ export async function startChildServer(
     return new Promise<T>((resolve, reject) => {
       pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       child.send({ id, cmd, args }, (err) => {
-        if (err) pending.delete(id), reject(new Error(`server process unreachable (${err.message}): ${stderr.slice(-1500)}`));
+        if (!err) return;
+        pending.delete(id);
+        reject(new Error(`server process unreachable (${err.message}): ${stderr.slice(-1500)}`));
       });
     });
   };

@@ -7,6 +7,11 @@ import { print } from 'graphql';
 import type { Client, ExecutionResult } from 'graphql-ws';
 import WebSocket from 'ws';
 
+
+/** A message as the server sent it: tests read it like JSON, field by field. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- untyped wire data, read by tests
+export type Json = any;
+
 export type Subprotocol = 'graphql-transport-ws' | 'graphql-ws';
 
 /** The legacy protocol (subscriptions-transport-ws) and graphql-ws name their messages differently. */
@@ -24,10 +29,10 @@ export interface RawSocket {
   readonly ws: WebSocket;
   readonly protocol: Subprotocol;
   /** Every JSON message received, in order. */
-  readonly messages: Record<string, any>[];
+  readonly messages: Record<string, Json>[];
   send(message: object | string): void;
   /** Resolves with the first message (already received or to come) that matches; rejects on close or timeout. */
-  next(predicate: (m: Record<string, any>) => boolean, timeoutMs?: number): Promise<Record<string, any>>;
+  next(predicate: (m: Record<string, Json>) => boolean, timeoutMs?: number): Promise<Record<string, Json>>;
   /** Resolves when the socket is closed, with the close code the client saw. */
   readonly closed: Promise<Closed>;
   readonly isClosed: boolean;
@@ -39,7 +44,7 @@ export interface RawSocket {
 /** Opens a WebSocket on `url` with one subprotocol and resolves once it is open (nothing sent yet). */
 export function openRaw(url: string, protocol: Subprotocol, options: { headers?: Record<string, string> } = {}): Promise<RawSocket> {
   const ws = new WebSocket(url, protocol, { headers: options.headers });
-  const messages: Record<string, any>[] = [];
+  const messages: Record<string, Json>[] = [];
   const waiters = new Set<() => void>();
   let closedWith: Closed | undefined;
   const closed = new Promise<Closed>((resolve) =>
@@ -51,7 +56,7 @@ export function openRaw(url: string, protocol: Subprotocol, options: { headers?:
   );
   ws.on('error', () => undefined); // the close event follows and says how it ended
   ws.on('message', (raw) => {
-    let message: Record<string, any>;
+    let message: Record<string, Json>;
     try {
       message = JSON.parse(raw.toString());
     } catch {
@@ -121,10 +126,10 @@ let nextId = 0;
  */
 export async function rawOperation(
   socket: RawSocket,
-  query: string | TypedDocumentNode<any, any>,
+  query: string | TypedDocumentNode<Json, Json>,
   variables?: Record<string, unknown>,
   timeoutMs = 10_000,
-): Promise<{ id: string; data?: any; errors?: any[] }> {
+): Promise<{ id: string; data?: Json; errors?: Json[] }> {
   const id = `op-${++nextId}`;
   const names = MESSAGES[socket.protocol];
   socket.send({ id, type: names.start, payload: { query: typeof query === 'string' ? query : print(query), variables } });
@@ -149,4 +154,4 @@ export function wsExecute<T, V>(client: Client, doc: TypedDocumentNode<T, V> | s
 }
 
 /** The error codes of a result, in order. */
-export const codesOf = (result: { errors?: readonly any[] | null }) => (result.errors ?? []).map((e) => e?.extensions?.code);
+export const codesOf = (result: { errors?: readonly Json[] | null }) => (result.errors ?? []).map((e) => e?.extensions?.code);
