@@ -2,13 +2,10 @@
 # The build stage runs the same commands as a developer and CI (npm ci, npm run build); the runtime
 # stage runs what `npm start` runs after its build: node dist/src/main.js.
 
-ARG NODE_IMAGE=node:20-bookworm-slim
+ARG NODE_IMAGE=node:24-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
-# node-gyp compiles the sqlite3 addon of @mikro-orm/sqlite during npm ci.
-RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends python3 make g++ \
- && rm -rf /var/lib/apt/lists/*
+# No compiler: the native modules (libsql for SQLite, argon2, esbuild) come prebuilt in npm packages.
 WORKDIR /app
 # Dependencies first, so that a source change does not reinstall them.
 COPY package.json package-lock.json ./

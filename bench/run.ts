@@ -1,6 +1,6 @@
 /**
- * `npm run bench`: both benchmarks against a throwaway PostgreSQL, then bench/RESULTS.md.
- * For analysis, without writing the file: BENCH_ONLY=catalogue or BENCH_ONLY=subscriptions runs one part;
+ * `npm run bench`: the benchmarks against a throwaway PostgreSQL, then bench/RESULTS.md.
+ * For analysis, without writing the file: BENCH_ONLY=catalogue, subscriptions or vnc runs one part;
  * BENCH_ROUNDS=10000x10 picks the subscription rounds; BENCH_CPU_PROFILE=1 profiles the servers.
  */
 import { readdir, readFile, writeFile } from 'node:fs/promises';
@@ -12,6 +12,7 @@ import { runCatalogueBench, type CatalogueOptions } from './catalogue.bench.js';
 import { renderResults, renderTables, type Machine } from './results.js';
 import { summarize } from './support/profile-summary.js';
 import { runSubscriptionBench, type RoundPlan, type SubscriptionOptions } from './subscriptions.bench.js';
+import { renderVnc, runVncBench, VNC_DEFAULTS } from './vnc.bench.js';
 
 const RESULTS = new URL('../../bench/RESULTS.md', import.meta.url);
 
@@ -78,12 +79,14 @@ async function main(): Promise<void> {
   try {
     const machine = await machineFacts(postgres.url);
     log(`${machine.cores} cores, Node.js ${machine.node}, PostgreSQL ${machine.postgres}`);
-    const catalogue = only === 'subscriptions' ? undefined : await runCatalogueBench(postgres.url, CATALOGUE, log);
+    const catalogue = only && only !== 'catalogue' ? undefined : await runCatalogueBench(postgres.url, CATALOGUE, log);
     const options = subscriptionOptions();
-    const subscriptions = only === 'catalogue' ? undefined : await runSubscriptionBench(postgres.url, options, log);
+    const subscriptions = only && only !== 'subscriptions' ? undefined : await runSubscriptionBench(postgres.url, options, log);
+    const vnc = only && only !== 'vnc' ? undefined : await runVncBench(postgres.url, VNC_DEFAULTS, log);
     if (profileDir) await printProfiles(profileDir, log);
-    if (!catalogue || !subscriptions) {
+    if (!catalogue || !subscriptions || !vnc) {
       console.log(JSON.stringify({ catalogue, subscriptions }, null, 2));
+      if (vnc) console.log(`\n${renderVnc(vnc)}`);
       return;
     }
     const report = { date: new Date(), seconds: (Date.now() - started) / 1000, machine, catalogue, subscriptionOptions: options, subscriptions };
@@ -92,7 +95,7 @@ async function main(): Promise<void> {
       log('partial or profiled run: bench/RESULTS.md left as it was');
       return;
     }
-    await writeFile(RESULTS, renderResults(report));
+    await writeFile(RESULTS, `${renderResults(report).trimEnd()}\n\n${renderVnc(vnc)}`);
     log('wrote bench/RESULTS.md');
   } finally {
     await postgres.stop();

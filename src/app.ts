@@ -24,10 +24,19 @@ import { SessionTokens } from './services/session-tokens.js';
 import { connectKubernetes, KubeClient } from './k8s/client.js';
 import { InstanceEvents } from './services/lab-instance.events.js';
 import { AccountEvents } from './services/account.events.js';
-import { scheduleHousekeeping } from './services/housekeeping.js';
 import { Reconciler } from './reconciler/lab-instance.reconciler.js';
+import { Duties } from './reconciler/lab-instance.duties.js';
+import { Quotas } from './services/lab-instance.quota.js';
+import { instancesByStatus } from './services/lab-instance.rows.js';
+import { Metrics } from './metrics.js';
+import { metricsPlugin } from './graphql/metrics-plugin.js';
+import { LeaderElector } from './k8s/leader.js';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { CrashStep } from './config.js';
 import type { SimulatedCluster } from './simulated/index.js';
 import { attachWebSockets } from './ws/server.js';
+import { consoleRouter } from './ws/vnc-console.js';
 
 export interface App {
   readonly httpServer: Server;
@@ -35,6 +44,10 @@ export interface App {
   readonly schema: GraphQLSchema;
   /** The in-process simulated cluster, when KUBERNETES_MODE chose it. */
   readonly simulated?: SimulatedCluster;
+  /** Leader election for the periodic duties (a Kubernetes Lease). */
+  readonly leader: LeaderElector;
+  /** The periodic duties, run while this replica leads. */
+  readonly duties: Duties;
   /** Listens on config.http (port 0 picks a free port); resolves with the URL of /graphql. */
   start(): Promise<string>;
   /** Stops watchers, closes WebSocket clients, drains HTTP, then closes the database. Idempotent. */
@@ -56,6 +69,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     logger.warn('SECRET_KEY is not set: generated a random one for this process (development mode). Tokens die with the process; replicas will not agree.');
   }
   const orm = await openDatabase(config.database, logger, options.onQuery);
+  const metrics = new Metrics();
   try {
     await ensureSuperuser(orm.em.fork(), config, logger);
   } catch (err) {
@@ -75,10 +89,19 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     kubeConnection,
     events: new InstanceEvents(),
     accountEvents: new AccountEvents(),
+    crashPoint: config.testCrashAt ? crashAt(config.testCrashAt, logger) : undefined,
+    quotas: new Quotas(config.quotas),
+    metrics,
   };
   // The reconciler drives the services (it stops expired instances) and they touch it: built first.
   const reconciler = new Reconciler(orm, base, config, logger.child({ component: 'reconciler' }));
   const deps: AppDeps = { ...base, reconciler };
+  const leader = new LeaderElector(
+    base.kube,
+    { ...config.leader, identity: config.leader.identity ?? `${hostname()}-${randomBytes(4).toString('hex')}` },
+    logger.child({ component: 'leader' }),
+  );
+  const duties = new Duties(orm, deps, reconciler, leader, config, logger.child({ component: 'duties' }), (duty) => metrics.dutyRuns.inc({ duty }));
   const schema = await buildAppSchema();
 
   const app = express();
@@ -101,6 +124,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       queryLimitsPlugin(() => schema, config.graphql),
       errorReportingPlugin(),
       catalogueCachePlugin(orm, config.graphql.catalogueCacheEntries, config.graphql.catalogueCacheBytes),
+      metricsPlugin(metrics),
     ],
   });
   await apollo.start();
@@ -113,10 +137,16 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     const ok = database && kubernetes;
     res.status(ok ? 200 : 503).json({ status: ok ? 'ready' : 'not ready', database, kubernetes });
   });
+  // Prometheus text format (prom-client); deploy/ carries the scrape annotations.
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.contentType).send(await metrics.text());
+  });
   app.get('/graphql', (req, res, next) => {
     if (!wantsGraphiql(req.headers.accept, req.query.query)) return next();
     res.type('html').send(graphiqlPage());
   });
+  // The VNC console page (its WebSocket proxy is attached with the other WebSockets below).
+  app.use('/console', consoleRouter());
   app.use(
     '/graphql',
     express.json({ limit: '1mb' }),
@@ -127,20 +157,27 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   );
 
   const webSockets = attachWebSockets(httpServer, schema, deps);
+  metrics.setSources({
+    instancesByStatus: () => instancesByStatus(orm),
+    webSockets: () => ({ connections: webSockets.clientCount(), subscriptions: webSockets.subscriptionCount() }),
+    leader: () => leader.isLeader,
+  });
   let stopping: Promise<void> | undefined;
-  let stopHousekeeping: (() => void) | undefined;
   return {
     httpServer,
     deps,
     schema,
     simulated: kubeConnection.simulated as SimulatedCluster | undefined,
+    leader,
+    duties,
     async start() {
       await new Promise<void>((resolve, reject) => {
         httpServer.once('error', reject);
         httpServer.listen(config.http.port, config.http.host, () => resolve());
       });
       reconciler.start();
-      stopHousekeeping = scheduleHousekeeping(orm, logger);
+      leader.start();
+      duties.start();
       const { port } = httpServer.address() as AddressInfo;
       const host = config.http.host === '0.0.0.0' || config.http.host === '::' ? '127.0.0.1' : config.http.host;
       const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}/graphql`;
@@ -149,7 +186,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     },
     stop() {
       stopping ??= (async () => {
-        stopHousekeeping?.();
+        await duties.stop();
+        await leader.stop();
         await reconciler.stop();
         await webSockets.close();
         await apollo.stop(); // drains HTTP through the plugin
@@ -162,6 +200,14 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   };
 }
 
+/** TEST_CRASH_AT (test-only): the process kills itself at that step of startLab, as an OOM kill would. */
+function crashAt(step: CrashStep, logger: Logger): (at: CrashStep) => void {
+  logger.warn('TEST_CRASH_AT is set: this process will kill itself during startLab (test-only setting)', { step });
+  return (at) => {
+    if (at === step) process.kill(process.pid, 'SIGKILL');
+  };
+}
+
 function requestIdOf(req: Request): string | undefined {
   const header = req.headers['x-request-id'];
   return typeof header === 'string' && REQUEST_ID.test(header) ? header : undefined;
@@ -171,7 +217,7 @@ function requestIdOf(req: Request): string | undefined {
 function allowedHostsGuard(config: Config): express.RequestHandler {
   const allowed = new Set(config.http.allowedHosts.map((h) => h.toLowerCase()));
   return (req, res, next) => {
-    if (req.path === '/healthz' || req.path === '/readyz' || allowed.has('*')) return next();
+    if (req.path === '/healthz' || req.path === '/readyz' || req.path === '/metrics' || allowed.has('*')) return next();
     const forwarded = config.http.useXForwardedHost ? req.headers['x-forwarded-host'] : undefined;
     const host = String(forwarded ?? req.headers.host ?? '').split(',')[0].trim().replace(/:\d+$/, '').toLowerCase();
     if (allowed.has(host)) return next();

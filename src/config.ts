@@ -81,6 +81,18 @@ export interface Config {
     wsProxyHost: string;
     wsProxyPort: string;
     wsProxyPathPrefix: string;
+    /** Where vncAccess.url points: the console page served by this server, or LabVNC. */
+    console: 'builtin' | 'labvnc';
+    /** Public address of the built-in console page (VNC_CONSOLE_URL). */
+    consoleUrl: string;
+    /** Origins whose pages may open the VNC proxy; empty: this server's own host and LAB_VNC_HOST; '*': any. */
+    allowedOrigins: string[];
+    /** A second connection to a VM already open through this replica takes it over, or is refused (409). */
+    secondConnection: 'takeover' | 'refuse';
+    /** lastActivityAt is written at most this often per instance. */
+    activityWriteMs: number;
+    /** How long the proxy waits for KubeVirt's VNC subresource to answer the upgrade. */
+    upstreamTimeoutMs: number;
   };
   graphql: {
     maxDepth: number;
@@ -107,7 +119,35 @@ export interface Config {
     /** A socket that has not sent connection_init by then is closed (4408), on both protocols. */
     wsInitTimeoutMs: number;
   };
+  /** DEPLOYMENT_ID: the label value on every object this deployment makes, and what its watches select. */
+  deploymentId: string;
+  lifecycle: {
+    /** An instance PENDING or STOPPING this long is taken over by the leader (crash recovery). */
+    recoveryAfterMs: number;
+    /** A managed namespace of this deployment that no active instance accounts for is deleted once this old. */
+    gcGraceMs: number;
+    /** Most minutes one extendLabInstance call may add; 0: up to the lab's maximum lifetime. */
+    maxExtensionMinutes: number;
+  };
+  /** Leader election for the periodic duties, through a coordination.k8s.io/v1 Lease. */
+  leader: {
+    namespace: string;
+    name: string;
+    leaseDurationMs: number;
+    /** A leader that could not renew for this long stops leading (before anyone may take over). */
+    renewDeadlineMs: number;
+    retryMs: number;
+    /** This replica's name in the lease (LEADER_IDENTITY, or host name and a random suffix). */
+    identity?: string;
+  };
+  /** 0: no limit. */
+  quotas: { perUser: number; perLab: number; total: number; cpuCores: number; memoryBytes: number };
+  /** Test-only (TEST_CRASH_AT): the process kills itself with SIGKILL at this step of startLab. */
+  testCrashAt?: CrashStep;
 }
+
+/** The steps of startLab (and of a stop: after STOPPING is written) at which TEST_CRASH_AT (test-only) kills the process. */
+export type CrashStep = 'after-row' | 'after-namespace' | 'between-vmis' | 'stop-after-mark';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[]) {
@@ -222,6 +262,12 @@ function buildConfig(e: Env, development: boolean, problems: string[]): Config {
       wsProxyHost: e.WS_PROXY_HOST!,
       wsProxyPort: e.WS_PROXY_PORT!,
       wsProxyPathPrefix: e.WS_PROXY_PATH_PREFIX!.replace(/^\/+|\/+$/g, ''),
+      console: e.VNC_CONSOLE,
+      consoleUrl: e.VNC_CONSOLE_URL ?? `http://localhost:${e.PORT}/console/`,
+      allowedOrigins: e.VNC_ALLOWED_ORIGINS!.split(',').map((o) => o.trim().replace(/\/+$/, '')).filter(Boolean),
+      secondConnection: e.VNC_SECOND_CONNECTION,
+      activityWriteMs: Math.round(e.VNC_ACTIVITY_WRITE_SECONDS * 1000),
+      upstreamTimeoutMs: Math.round(e.VNC_UPSTREAM_TIMEOUT_SECONDS * 1000),
     },
     graphql: {
       maxDepth: e.GRAPHQL_MAX_DEPTH,
@@ -241,7 +287,40 @@ function buildConfig(e: Env, development: boolean, problems: string[]): Config {
       sessionCheckMs: Math.round(e.WS_SESSION_CHECK_SECONDS * 1000),
       catalogueCacheEntries: e.CATALOGUE_CACHE_ENTRIES,
     },
+    deploymentId: e.DEPLOYMENT_ID!,
+    lifecycle: {
+      recoveryAfterMs: Math.round(e.RECOVERY_AFTER_SECONDS * 1000),
+      gcGraceMs: Math.round(e.GC_GRACE_SECONDS * 1000),
+      maxExtensionMinutes: e.MAX_EXTENSION_MINUTES,
+    },
+    leader: {
+      namespace: e.LEASE_NAMESPACE!,
+      name: `lab-orchestrator-${e.DEPLOYMENT_ID!}`.slice(0, 253),
+      leaseDurationMs: Math.round(e.LEADER_LEASE_SECONDS * 1000),
+      renewDeadlineMs: Math.round(e.LEADER_LEASE_SECONDS * 1000 * (2 / 3)),
+      retryMs: Math.round(e.LEADER_RETRY_SECONDS * 1000),
+      identity: e.LEADER_IDENTITY,
+    },
+    quotas: {
+      perUser: e.MAX_INSTANCES_PER_USER,
+      perLab: e.MAX_INSTANCES_PER_LAB,
+      total: e.MAX_INSTANCES,
+      cpuCores: e.MAX_TOTAL_CPU_CORES,
+      memoryBytes: memoryOf(e.MAX_TOTAL_MEMORY!, problems),
+    },
+    testCrashAt: e.TEST_CRASH_AT || undefined,
   };
+}
+
+/** MAX_TOTAL_MEMORY: a Kubernetes quantity (64Gi, 500G) or 0. */
+function memoryOf(raw: string, problems: string[]): number {
+  const m = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$/.exec(raw.trim());
+  if (!m) {
+    problems.push('MAX_TOTAL_MEMORY: must be a quantity such as 64Gi or 500G, or 0 for no limit');
+    return 0;
+  }
+  const factor: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15 };
+  return Math.round(Number(m[1]) * (m[2] ? factor[m[2]] : 1));
 }
 
 /** Many people may share one client address (a classroom behind NAT), hence the multiplier for it. */
@@ -268,6 +347,17 @@ function validateCrossField(e: Env, config: Config, problems: string[]): void {
   checkPort('WS_PROXY_PORT', e.WS_PROXY_PORT!, problems);
   if (config.kubernetes.mode === 'proxy' && (!e.KUBERNETES_SERVICE_HOST || !e.KUBERNETES_SERVICE_PORT)) {
     problems.push('KUBERNETES_SERVICE_HOST: required (with KUBERNETES_SERVICE_PORT) in proxy mode (DEVELOPMENT=true)');
+  }
+  if (!/^[a-z0-9]([-a-z0-9]{0,44}[a-z0-9])?$/.test(e.DEPLOYMENT_ID!)) {
+    problems.push('DEPLOYMENT_ID: must be 1-46 lower-case letters, digits and "-", starting and ending with a letter or digit (a label value that also names the lease)');
+  }
+  if (e.RECOVERY_AFTER_SECONDS <= 2 * e.KUBERNETES_REQUEST_TIMEOUT_SECONDS) {
+    problems.push(
+      'RECOVERY_AFTER_SECONDS: must be more than twice KUBERNETES_REQUEST_TIMEOUT_SECONDS (a startLab in progress may take that long; recovery must not take it over)',
+    );
+  }
+  if (e.LEADER_RETRY_SECONDS * 1.5 >= e.LEADER_LEASE_SECONDS * (2 / 3)) {
+    problems.push('LEADER_RETRY_SECONDS: must be well under LEADER_LEASE_SECONDS (at most a third of it), or the leader cannot renew in time');
   }
   if (e.SUPERUSER_EMAIL && !e.SUPERUSER_PASSWORD) problems.push('SUPERUSER_PASSWORD: required when SUPERUSER_EMAIL is set');
   if (e.SUPERUSER_EMAIL && !/^[^@\s]+@[^@\s]+$/.test(e.SUPERUSER_EMAIL)) problems.push('SUPERUSER_EMAIL: not an e-mail address');

@@ -3,8 +3,8 @@ import { dirname } from 'node:path';
 import { MikroORM, type EntityManager, type Options } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/knex';
 import { Migrator } from '@mikro-orm/migrations';
+import { LibSqlDriver } from '@mikro-orm/libsql';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
-import { SqliteDriver } from '@mikro-orm/sqlite';
 import type { DatabaseConfig } from './config.js';
 import { entities } from './entities/index.js';
 import type { Logger } from './logger.js';
@@ -28,7 +28,7 @@ function ormOptions(db: DatabaseConfig, onQuery?: (sql: string) => void): Option
     if (db.path !== ':memory:') mkdirSync(dirname(db.path), { recursive: true });
     return {
       ...common,
-      driver: SqliteDriver,
+      driver: LibSqlDriver,
       dbName: db.path,
       pool: { min: 1, max: 1, afterCreate: sqlitePragmas },
     } as Options;
@@ -46,8 +46,13 @@ function ormOptions(db: DatabaseConfig, onQuery?: (sql: string) => void): Option
 }
 
 /** WAL and a busy timeout let several processes share one SQLite file without "database is locked". */
-function sqlitePragmas(conn: { exec(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null) => void) {
-  conn.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;', done);
+function sqlitePragmas(conn: { exec(sql: string): unknown }, done: (err: Error | null) => void) {
+  try {
+    conn.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;');
+    done(null);
+  } catch (err) {
+    done(err as Error);
+  }
 }
 
 /** Connects and applies pending migrations. */
@@ -79,3 +84,21 @@ export async function migrate(orm: Orm): Promise<string[]> {
 
 /** Both drivers are SQL drivers; this is the query builder view of the same EntityManager. */
 export const sqlEm = (em: EntityManager) => em as unknown as SqlEntityManager;
+
+/** The advisory lock key of everything that counts or deletes lab instances (startLab, deleteLab, quotas). */
+export const INSTANCES_LOCK = 740_211_002;
+
+/**
+ * Serializes, across replicas, the transactions that decide on lab instances: PostgreSQL takes a
+ * transaction-scoped advisory lock; SQLite takes its write lock at once with a write that changes
+ * nothing (a deferred transaction that read first could not upgrade while another process writes).
+ * Call it first thing inside `em.transactional`; the lock ends with the transaction.
+ */
+export async function lockInstances(tx: EntityManager): Promise<void> {
+  const ctx = tx.getTransactionContext();
+  const sql =
+    tx.config.get('driver') === PostgreSqlDriver
+      ? `select pg_advisory_xact_lock(${INSTANCES_LOCK})`
+      : 'update lab_instances set id = id where id = -1';
+  await tx.getConnection().execute(sql, [], 'run', ctx);
+}

@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'CONFLICT'
   | 'KUBERNETES_ERROR'
   | 'RATE_LIMITED'
+  | 'QUOTA_EXCEEDED'
   | 'INTERNAL_SERVER_ERROR';
 
 export class AppError extends GraphQLError {
@@ -31,5 +32,8 @@ export const unauthenticated = (message = 'Authentication required: send a valid
   new AppError(message, 'UNAUTHENTICATED');
 export const rateLimited = (retryAfterSeconds: number) =>
   new AppError(`Too many attempts; retry in ${retryAfterSeconds} s`, 'RATE_LIMITED', { retryAfterSeconds });
+/** Over a quota (startLab): which one, its limit, and how much is used already. */
+export const quotaExceeded = (quota: string, limit: number, used: number, message: string) =>
+  new AppError(message, 'QUOTA_EXCEEDED', { quota, limit, used });
 export const kubernetesError = (message: string) => new AppError(message, 'KUBERNETES_ERROR');
 

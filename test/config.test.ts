@@ -113,3 +113,23 @@ describe('choosing the cluster', () => {
     expect([chosen.mode, development.mode, started.length]).toEqual(['simulated', 'simulated', 2]);
   });
 });
+
+describe('configuration of the instance life cycle', () => {
+  it('has sensible defaults for the deployment, recovery, leader election and quotas', () => {
+    const config = loadConfig(production);
+    expect(config.deploymentId).toBe('default');
+    expect(config.lifecycle).toEqual({ recoveryAfterMs: 60_000, gcGraceMs: 300_000, maxExtensionMinutes: 0 });
+    expect(config.leader).toMatchObject({ namespace: 'default', name: 'lab-orchestrator-default', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryMs: 2000 });
+    expect(config.quotas).toEqual({ perUser: 5, perLab: 0, total: 0, cpuCores: 0, memoryBytes: 0 });
+    expect(config.testCrashAt).toBeUndefined();
+    expect(loadConfig({ ...production, MAX_TOTAL_MEMORY: '512Gi' }).quotas.memoryBytes).toBe(512 * 2 ** 30);
+  });
+
+  it('refuses a deployment id that is no label value, a recovery bound a live start could reach, and a lease too short to renew', () => {
+    expect(problems({ ...production, DEPLOYMENT_ID: 'Team_A' }).map((p) => p.split(':')[0])).toEqual(['DEPLOYMENT_ID']);
+    expect(problems({ ...production, RECOVERY_AFTER_SECONDS: '15' }).map((p) => p.split(':')[0])).toEqual(['RECOVERY_AFTER_SECONDS']);
+    expect(problems({ ...production, LEADER_LEASE_SECONDS: '3', LEADER_RETRY_SECONDS: '2' }).map((p) => p.split(':')[0])).toEqual(['LEADER_RETRY_SECONDS']);
+    expect(problems({ ...production, MAX_TOTAL_MEMORY: 'lots' }).map((p) => p.split(':')[0])).toEqual(['MAX_TOTAL_MEMORY']);
+    expect(problems({ ...production, TEST_CRASH_AT: 'somewhere' }).map((p) => p.split(':')[0])).toEqual(['TEST_CRASH_AT']);
+  });
+});

@@ -3,16 +3,18 @@
  * manager, kubectl and etcd, with KubeVirt's VirtualMachineInstance CRD and its real schema.
  *
  * The first run builds the programs from Go modules (test/control-plane/build.sh: tens of minutes on
- * two cores); later runs take them from the cache. TEST_CONTROL_PLANE=off skips this file.
+ * two cores); later runs take them from the cache. TEST_CONTROL_PLANE=off, or TEST_CLUSTERS without `real`,
+ * skips this file.
  */
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { startControlPlane, type ControlPlane } from './support/control-plane.js';
 import { eventually } from './support/wait.js';
 import { buildVirtualMachineInstance } from '../src/k8s/templates/instance.js';
+import { CLUSTERS } from './support/server.js';
 
 const VMIS = '/apis/kubevirt.io/v1/namespaces/NS/virtualmachineinstances';
 
-describe.skipIf(process.env.TEST_CONTROL_PLANE === 'off')('real control plane', () => {
+describe.skipIf(process.env.TEST_CONTROL_PLANE === 'off' || !CLUSTERS.includes('real'))('real control plane', () => {
   let plane: ControlPlane;
   let seq = 0;
   const uniqueName = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${seq++}`;

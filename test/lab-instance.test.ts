@@ -42,10 +42,11 @@ describe.each(ENGINES)('lab instances on %s', (engine) => {
       LAB_VNC_HOST: 'labs.example.org',
       LAB_VNC_PORT: '443',
       LAB_VNC_PATH: 'lab_vnc_prefix/lab_vnc.html',
+      VNC_CONSOLE: 'labvnc',
       WS_PROXY_HOST: 'ws.example.org',
       WS_PROXY_PORT: '8443',
       WS_PROXY_PATH_PREFIX: 'ws_proxy',
-      KUBERNETES_REQUEST_TIMEOUT_SECONDS: '1',
+      KUBERNETES_REQUEST_TIMEOUT_SECONDS: '3', // short, for the unanswered-request test; 20 concurrent starts fit in it on a loaded machine
       SIMULATED_VM_READY_SECONDS: '60',
     });
     cluster = server.app.simulated!;
@@ -72,6 +73,7 @@ describe.each(ENGINES)('lab instances on %s', (engine) => {
 
     const labels = {
       [MANAGED]: 'lab-orchestrator',
+      'lab-orchestrator.io/deployment': 'default',
       'lab-orchestrator.io/instance': instance.id,
       'lab-orchestrator.io/lab': threeVmLab.id,
       'lab-orchestrator.io/user': String(trusted.user.id),
@@ -79,7 +81,8 @@ describe.each(ENGINES)('lab instances on %s', (engine) => {
     expect(stripServerFields(cluster.get('namespaces', undefined, ns)!)).toEqual({
       apiVersion: 'v1',
       kind: 'Namespace',
-      metadata: { name: ns, labels },
+      // The API server labels every namespace with its name (as the real one does: lab-instance.real.test.ts).
+      metadata: { name: ns, labels: { ...labels, 'kubernetes.io/metadata.name': ns } },
       spec: expect.anything(),
     });
     expect(stripServerFields(cluster.get('networkpolicies', ns, 'allow-same-namespace')!)).toEqual({

@@ -8,7 +8,8 @@ async function restrictedImports(filePath: string, code: string): Promise<string
   return result.messages.filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message);
 }
 
-describe('the direction of imports', () => {
+// The first lint builds the TypeScript program for the typed rules: tens of seconds on a busy machine.
+describe('the direction of imports', { timeout: 120_000 }, () => {
   it.each([
     ['src/services/lab.service.ts', "import { buildContext } from '../graphql/context.js';\nvoid buildContext;\n"],
     ['src/services/lab.service.ts', "import { attachWebSockets } from '../ws/server.js';\nvoid attachWebSockets;\n"],

@@ -16,7 +16,12 @@ describe.each(ENGINES)('migrations on %s', (engine) => {
         : [await openDatabase(config.database, logger), await openDatabase(config.database, logger)];
     try {
       const executed = await orms[0].getMigrator().getExecutedMigrations();
-      expect(executed.map((m) => m.name)).toEqual(['Migration20261125000000_initial', 'Migration20261125000100_catalogue_version']);
+      expect(executed.map((m) => m.name)).toEqual([
+        'Migration20261125000000_initial',
+        'Migration20261125000100_catalogue_version',
+        'Migration20261201000000_instance_lifecycle',
+        'Migration20261202000000_vnc_console',
+      ]);
       expect(await orms[1].getMigrator().getPendingMigrations()).toEqual([]);
       // The ORM would still restyle types and constraints; what matters is that nothing is missing.
       const diff = await orms[0].getSchemaGenerator().getUpdateSchemaSQL({ wrap: false });

@@ -24,6 +24,8 @@ export function serverEnv(postgresUrl: string, extra: Record<string, string> = {
     SIMULATED_VM_READY_SECONDS: '1',
     GRAPHQL_MAX_COST: '100000',
     RATE_LIMIT_LOGIN: '100000/60',
+    // The subscription rounds start hundreds of instances as one user.
+    MAX_INSTANCES_PER_USER: '0',
     ...extra,
   };
 }

@@ -1,4 +1,4 @@
-import { Entity, Enum, Index, ManyToOne, PrimaryKey, Property, type Ref } from '@mikro-orm/core';
+import { BigIntType, Entity, Enum, Index, ManyToOne, PrimaryKey, Property, type Ref } from '@mikro-orm/core';
 import { Field, ID, ObjectType, registerEnumType } from 'type-graphql';
 import { Lab } from './lab.entity.js';
 import { User } from './user.entity.js';
@@ -121,4 +121,20 @@ export class LabInstance {
   @Field(() => Date, { nullable: true, description: 'When the namespace was found gone.' })
   @Property({ type: 'datetime', nullable: true, fieldName: 'stopped_at' })
   stoppedAt?: Date | null;
+
+  @Field(() => Date, {
+    nullable: true,
+    description:
+      'The last keyboard or pointer event sent to any of its VMs through the VNC console (written at most every VNC_ACTIVITY_WRITE_SECONDS); null: none yet.',
+  })
+  @Property({ type: 'datetime', nullable: true, fieldName: 'last_activity_at' })
+  lastActivityAt?: Date | null;
+
+  /** CPU cores its VMs asked for when it started (the cluster-wide budget counts them). */
+  @Property({ type: 'integer', fieldName: 'cpu_cores', default: 0 })
+  cpuCores: number = 0;
+
+  /** Memory its VMs asked for when it started, in bytes. */
+  @Property({ type: new BigIntType('number'), fieldName: 'memory_bytes', default: 0 })
+  memoryBytes: number = 0;
 }

@@ -17,6 +17,7 @@ const CODES = new Set<string>([
   'CONFLICT',
   'KUBERNETES_ERROR',
   'RATE_LIMITED',
+  'QUOTA_EXCEEDED',
   'INTERNAL_SERVER_ERROR',
 ]);
 

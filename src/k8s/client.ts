@@ -3,10 +3,12 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import {
   ApiException,
+  CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
   KubeConfig,
   NetworkingV1Api,
+  type V1Lease,
   type V1Namespace,
   type V1NetworkPolicy,
 } from '@kubernetes/client-node';
@@ -99,6 +101,7 @@ export class KubeClient {
   private readonly core: CoreV1Api;
   private readonly networking: NetworkingV1Api;
   private readonly custom: CustomObjectsApi;
+  private readonly coordination: CoordinationV1Api;
 
   constructor(
     readonly kubeConfig: KubeConfig,
@@ -107,6 +110,27 @@ export class KubeClient {
     this.core = kubeConfig.makeApiClient(CoreV1Api);
     this.networking = kubeConfig.makeApiClient(NetworkingV1Api);
     this.custom = kubeConfig.makeApiClient(CustomObjectsApi);
+    this.coordination = kubeConfig.makeApiClient(CoordinationV1Api);
+  }
+
+  /** The lease, or undefined when there is none. */
+  async readLease(namespace: string, name: string): Promise<V1Lease | undefined> {
+    try {
+      return await this.call('get lease', () => this.coordination.readNamespacedLease({ namespace, name }));
+    } catch (err) {
+      if (err instanceof KubernetesRequestError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  /** Fails with status 409 when another replica created it first. */
+  createLease(namespace: string, body: V1Lease): Promise<V1Lease> {
+    return this.call('create lease', () => this.coordination.createNamespacedLease({ namespace, body }));
+  }
+
+  /** An update with body.metadata.resourceVersion: fails with status 409 when the lease changed since it was read. */
+  replaceLease(namespace: string, name: string, body: V1Lease): Promise<V1Lease> {
+    return this.call('update lease', () => this.coordination.replaceNamespacedLease({ namespace, name, body }));
   }
 
   createNamespace(body: V1Namespace): Promise<unknown> {

@@ -16,6 +16,7 @@ export interface KubeObject {
     labels?: Record<string, string>;
     resourceVersion?: string;
     deletionTimestamp?: string | Date;
+    creationTimestamp?: string | Date;
   };
   spec?: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- Kubernetes objects of any kind pass through
   status?: Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- as spec
@@ -38,6 +39,8 @@ export interface InformerHandlers {
   onEvent(kind: WatchedKind, type: WatchEventType, obj: KubeObject): void;
   /** After every (re)list: the cache now holds exactly the listed objects. */
   onSynced(kind: WatchedKind): void;
+  /** A watch restarted after an error or a stall (for the metrics). */
+  onRestart?(kind: WatchedKind, cause: 'error' | 'stall'): void;
 }
 
 const PATHS: Record<WatchedKind, string> = {
@@ -223,6 +226,7 @@ export class Informer {
       this.logger.warn('watch stalled; restarting', { kind: this.kind, afterMs: this.options.stallTimeoutMs });
       const stalled = this.controller;
       this._healthy = false;
+      this.handlers.onRestart?.(this.kind, 'stall');
       void this.restartWatch(); // supersedes the stalled watch first, so its abort is not taken for a failure
       stalled?.abort();
     }, this.options.stallTimeoutMs);
@@ -236,6 +240,7 @@ export class Informer {
     const delay = Math.min(this.options.backoffMaxMs, this.options.backoffMinMs * 2 ** this.failures++);
     const jittered = Math.round(delay * (0.8 + Math.random() * 0.4));
     this.logger.warn('watch failed; retrying', { kind: this.kind, error: (err as Error)?.message ?? String(err), retryInMs: jittered });
+    this.handlers.onRestart?.(this.kind, 'error');
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => void retry(), jittered);
     this.retryTimer.unref();

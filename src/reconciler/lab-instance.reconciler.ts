@@ -2,14 +2,14 @@ import type { EntityManager } from '@mikro-orm/core';
 import type { SqlEntityManager } from '@mikro-orm/knex';
 import type { Config } from '../config.js';
 import type { Orm } from '../db.js';
-import { LabInstance, LabInstanceStatus } from '../entities/index.js';
+import { LabInstance, LabInstanceStatus, type VmStatus } from '../entities/index.js';
 import type { Logger } from '../logger.js';
 import { ACTIVE_STATUSES, snapshotOf } from '../services/lab-instance.events.js';
 import { deriveState } from '../services/lab-instance.state.js';
 import { readInstanceRows, writeInstanceStates, type InstanceRow, type StateWrite } from '../services/lab-instance.rows.js';
-import { stopInstance, type LabInstanceDeps } from '../services/lab-instance.service.js';
+import type { LabInstanceDeps } from '../services/lab-instance.service.js';
 import { Informer, type KubeObject, type WatchedKind } from '../k8s/informer.js';
-import { instanceIdOf, MANAGED_SELECTOR } from '../k8s/templates/labels.js';
+import { instanceIdOf, managedSelector } from '../k8s/templates/labels.js';
 
 const KINDS: WatchedKind[] = ['namespaces', 'pods', 'virtualmachineinstances'];
 
@@ -21,6 +21,13 @@ const SETTLE_MAX_MS = 100;
 /** Longer than any watch lag: a namespace missing from the cache for an instance this old is gone. */
 const ABSENCE_GRACE_MS = 60_000;
 
+
+const VM_FIELDS = ['name', 'phase', 'ready', 'podReady', 'reason', 'podName', 'nodeName', 'message'] as const;
+
+/** Field by field: PostgreSQL's jsonb gives the keys back in its own order, so JSON text would always differ. */
+function sameVms(a: VmStatus[], b: VmStatus[]): boolean {
+  return a.length === b.length && a.every((vm, i) => VM_FIELDS.every((f) => (vm[f] ?? null) === (b[i][f] ?? null)));
+}
 
 /**
  * Keeps every lab instance's status and VMs in line with the cluster (kubebuilder's reconcile
@@ -55,7 +62,7 @@ export class Reconciler {
     this.engine = config.database.engine;
     const k = config.kubernetes;
     const options = {
-      labelSelector: MANAGED_SELECTOR,
+      labelSelector: managedSelector(config.deploymentId),
       requestTimeoutMs: k.requestTimeoutMs,
       stallTimeoutMs: k.watchStallMs,
       watchTimeoutSeconds: 300,
@@ -70,7 +77,11 @@ export class Reconciler {
         }
         this.markObject(obj);
       },
-      onSynced: () => this.resyncSoon(),
+      onSynced: (kind: WatchedKind) => {
+        this.deps.metrics?.watchRelists.inc({ kind });
+        this.resyncSoon();
+      },
+      onRestart: (kind: WatchedKind, cause: 'error' | 'stall') => this.deps.metrics?.watchRestarts.inc({ kind, cause }),
     };
     const kc = deps.kube.kubeConfig;
     this.informers = Object.fromEntries(KINDS.map((kind) => [kind, new Informer(kind, kc, options, handlers, logger)])) as Record<
@@ -161,39 +172,28 @@ export class Reconciler {
     if (!this.synced || !this.dirty.size) return;
     const ids = [...this.dirty];
     this.dirty.clear();
+    const started = performance.now();
     const em = this.orm.em.fork();
     const rows = await readInstanceRows(em, ids);
     await this.reconcile(em, rows);
+    this.deps.metrics?.reconcileSeconds.observe((performance.now() - started) / 1000);
   }
 
-  /** All active instances: catches what events alone cannot (other replicas' writes, expiry). */
+  /** All active instances: catches what events alone cannot (other replicas' writes, a namespace gone while down). */
   private async resync(): Promise<void> {
     const em = this.orm.em.fork();
-    // Plain rows: the flush reads the dirty ones again anyway; only an expired instance needs its entity.
-    const rows: Array<Pick<LabInstance, 'id' | 'status' | 'expiresAt'>> = await (em as unknown as SqlEntityManager)
+    const rows: Array<Pick<LabInstance, 'id'>> = await (em as unknown as SqlEntityManager)
       .createQueryBuilder(LabInstance)
-      .select(['id', 'status', 'expiresAt'])
+      .select(['id'])
       .where({ status: { $in: ACTIVE_STATUSES } })
       .execute('all', true);
-    const now = Date.now();
-    for (const row of rows) {
-      if (row.expiresAt && row.expiresAt.getTime() <= now && row.status !== LabInstanceStatus.PENDING && row.status !== LabInstanceStatus.STOPPING) {
-        await this.expire(em, await em.findOneOrFail(LabInstance, row.id));
-      } else {
-        this.dirty.add(row.id);
-      }
-    }
+    for (const row of rows) this.dirty.add(row.id);
     this.schedule();
   }
 
-  private async expire(em: EntityManager, row: LabInstance): Promise<void> {
-    this.logger.info('instance lifetime over; stopping', { instanceId: row.id, namespace: row.namespace });
-    row.statusMessage = 'Stopped automatically: the lab instance lifetime is over';
-    try {
-      await stopInstance(em, this.deps, row);
-    } catch (err) {
-      this.logger.warn('could not stop an expired instance; will retry', { instanceId: row.id, error: (err as Error).message });
-    }
+  /** The namespaces of this deployment in the watch cache (for the leader's garbage collection). */
+  namespaces(): KubeObject[] {
+    return [...this.informers.namespaces.all()];
   }
 
   /**
@@ -230,6 +230,7 @@ export class Reconciler {
           this.touch(row.id); // someone else wrote first (another replica or a mutation): read again
           continue;
         }
+        this.observeTransition(row, write);
         Object.assign(row, { status: write.status, statusMessage: write.statusMessage, vms: write.vms, updatedAt: write.updatedAt, stoppedAt: write.stoppedAt });
         this.publishIfNew(row);
       }
@@ -257,8 +258,7 @@ export class Reconciler {
       },
     });
     const vms = derived.vms.length ? derived.vms : row.vms;
-    const changed =
-      derived.status !== row.status || derived.statusMessage !== (row.statusMessage ?? null) || JSON.stringify(vms) !== JSON.stringify(row.vms);
+    const changed = derived.status !== row.status || derived.statusMessage !== (row.statusMessage ?? null) || !sameVms(vms, row.vms);
     if (!changed) return undefined;
     const now = new Date();
     return {
@@ -267,7 +267,8 @@ export class Reconciler {
       status: derived.status,
       statusMessage: derived.statusMessage,
       vms,
-      updatedAt: now,
+      // When the status last changed: the leader's recovery times PENDING and STOPPING from it.
+      updatedAt: derived.status !== row.status ? now : row.updatedAt,
       stoppedAt: derived.status === LabInstanceStatus.STOPPED ? (row.stoppedAt ?? now) : (row.stoppedAt ?? null),
     };
   }
@@ -280,14 +281,28 @@ export class Reconciler {
     if (!namespace || namespace.metadata.deletionTimestamp || namespace.status?.phase === 'Terminating') return;
     const failedStart = row.status === LabInstanceStatus.FAILED && row.statusMessage?.startsWith('Start failed');
     if (row.status !== LabInstanceStatus.STOPPED && !failedStart) return;
-    this.logger.info('deleting a leftover namespace', { namespace: row.namespace, instanceId: row.id, status: row.status });
+    const reason = row.status === LabInstanceStatus.STOPPED ? 'its instance is STOPPED' : 'its start failed and the rollback could not delete it';
+    this.logger.info('deleting namespace', { namespace: row.namespace, instanceId: row.id, reason });
     void this.deps.kube.deleteNamespace(row.namespace).catch((err) =>
       this.logger.warn('could not delete a leftover namespace; will retry', { namespace: row.namespace, error: (err as Error).message }),
     );
   }
 
+  /** This replica wrote the transition (conditionally), so it alone counts it. */
+  private observeTransition(row: InstanceRow, write: StateWrite): void {
+    const metrics = this.deps.metrics;
+    if (!metrics || write.status === write.expectedStatus) return;
+    if (write.status === LabInstanceStatus.READY && write.expectedStatus === LabInstanceStatus.STARTING) {
+      metrics.instanceStartSeconds.observe((write.updatedAt.getTime() - row.createdAt.getTime()) / 1000);
+    } else if (write.status === LabInstanceStatus.FAILED) {
+      metrics.startFailures.inc({ reason: write.statusMessage?.startsWith('Did not start within') ? 'start_timeout' : 'vm_failed' });
+    }
+  }
+
   private publishIfNew(row: InstanceRow): void {
-    const signature = JSON.stringify([row.status, row.statusMessage ?? null, row.vms]);
+    const vms = row.vms.map((vm) => VM_FIELDS.map((f) => vm[f] ?? null));
+    // expiresAt too: an extension made on another replica reaches this one's subscribers at the next resync.
+    const signature = JSON.stringify([row.status, row.statusMessage ?? null, vms, row.expiresAt?.getTime() ?? null]);
     if (this.published.get(row.id) === signature) return;
     this.published.set(row.id, signature);
     if (row.status === LabInstanceStatus.STOPPED) {

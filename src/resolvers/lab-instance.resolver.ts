@@ -40,6 +40,7 @@ export class LabInstanceResolver {
   @Mutation(() => StartLabPayload, { description: 'Trusted users and admins: creates the namespace, network policy and one VM per LabVm.' })
   async startLab(@Arg('labId', () => ID) labId: string, @Ctx() ctx: Context): Promise<StartLabPayload> {
     const { instance, vnc } = await ctx.services.instances.start(ctx.viewer!.user, labId);
+    await ctx.services.vncGrants.record(vnc, ctx.viewer!);
     return { labInstance: instance, vncAccess: vnc };
   }
 
@@ -50,9 +51,20 @@ export class LabInstanceResolver {
   }
 
   @Authorized()
+  @Mutation(() => LabInstance, {
+    description:
+      "The owner or an admin: moves expiresAt `minutes` later, up to the lab's maxInstanceLifetimeMinutes after createdAt. CONFLICT when stopped or already at the maximum.",
+  })
+  extendLabInstance(@Arg('id', () => ID) id: string, @Arg('minutes', () => Int) minutes: number, @Ctx() ctx: Context) {
+    return ctx.services.instances.extend(ctx.viewer!.user, id, minutes);
+  }
+
+  @Authorized()
   @Mutation(() => VncAccess, { description: 'The owner or an admin: a fresh VNC token and URL.' })
-  renewVncAccess(@Arg('labInstanceId', () => ID) labInstanceId: string, @Ctx() ctx: Context) {
-    return ctx.services.instances.renewVnc(ctx.viewer!.user, labInstanceId);
+  async renewVncAccess(@Arg('labInstanceId', () => ID) labInstanceId: string, @Ctx() ctx: Context) {
+    const vnc = await ctx.services.instances.renewVnc(ctx.viewer!.user, labInstanceId);
+    await ctx.services.vncGrants.record(vnc, ctx.viewer!);
+    return vnc;
   }
 }
 

@@ -21,7 +21,7 @@ function toEvent(s: InstanceSnapshot): LabInstanceStatusEvent {
     expiresAt: s.expiresAt,
     stoppedAt: s.stoppedAt,
   } as unknown as LabInstance;
-  return { labInstance, status: s.status, vms: s.vms, ready: s.vms.length > 0 && s.vms.every((vm) => vm.ready), at: s.at };
+  return { labInstance, status: s.status, vms: s.vms, ready: s.vms.length > 0 && s.vms.every((vm) => vm.ready), expiresAt: s.expiresAt, at: s.at };
 }
 
 async function subscribeOne({ args, context }: ResolverData<Context>) {

@@ -9,10 +9,15 @@ export class VncAccess {
   @Field(() => String, { description: 'JWT (HS256) that the websocket proxy checks; see the contract notes for its claims.' })
   token!: string;
 
-  @Field(() => Date, { description: 'When the token stops opening consoles (connections already open stay).' })
+  @Field(() => Date, {
+    description:
+      'When the token stops opening consoles. Consoles opened with it close then too, unless the same login session renewed the access (renewVncAccess) before.',
+  })
   expiresAt!: Date;
 
-  @Field(() => String, { description: 'The LabVNC page, opened on the first VM, with the token in its path.' })
+  @Field(() => String, {
+    description: "The console page, opened on the first VM: this server's own (VNC_CONSOLE=builtin, the default) or LabVNC (VNC_CONSOLE=labvnc); the token is in its path parameter.",
+  })
   url!: string;
 
   @Field(() => [String], { description: 'Names of the VMs this token opens.' })
@@ -53,6 +58,9 @@ export class LabInstanceStatusEvent {
 
   @Field(() => Boolean, { description: "Every VM's pod is ready." })
   ready!: boolean;
+
+  @Field(() => Date, { nullable: true, description: 'When the instance will be stopped automatically (moves with extendLabInstance); null: never.' })
+  expiresAt!: Date | null;
 
   @Field(() => Date, { description: 'When the server observed this state.' })
   at!: Date;

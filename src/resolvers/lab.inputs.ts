@@ -1,7 +1,7 @@
 import { Length, Matches, ValidateNested } from 'class-validator';
 import { Field, ID, InputType, Int } from 'type-graphql';
 import { DNS_LABEL, DNS_SUBDOMAIN, LIMITS } from '../services/rules.js';
-import { Lifetime, Text } from './validators.js';
+import { Lifetime, MaxInstances, MaxLifetime, Text } from './validators.js';
 
 @InputType({ description: 'A VM slot: its name within the lab and the image it starts from.' })
 export class LabVmInput {
@@ -37,6 +37,17 @@ export class CreateLabInput {
   @Lifetime()
   instanceLifetimeMinutes?: number | null;
 
+  @Field(() => Int, { nullable: true, description: 'Most instances of the lab at once (0: no limit); null: MAX_INSTANCES_PER_LAB.' })
+  @MaxInstances()
+  maxInstances?: number | null;
+
+  @Field(() => Int, {
+    nullable: true,
+    description: 'How long an instance may live in all, extensions included (1-525600); null: instanceLifetimeMinutes (no extension).',
+  })
+  @MaxLifetime()
+  maxInstanceLifetimeMinutes?: number | null;
+
   @Field(() => [LabVmInput], { defaultValue: [], description: 'The VM slots, in order; the first one opens in VNC.' })
   @ValidateNested({ each: true })
   vms!: LabVmInput[];
@@ -55,4 +66,12 @@ export class UpdateLabInput {
   @Field(() => Int, { nullable: true, description: 'Set null explicitly to remove the limit.' })
   @Lifetime()
   instanceLifetimeMinutes?: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'Most instances of the lab at once (0: no limit); set null explicitly for MAX_INSTANCES_PER_LAB.' })
+  @MaxInstances()
+  maxInstances?: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'Maximum lifetime with extensions; set null explicitly for no extension.' })
+  @MaxLifetime()
+  maxInstanceLifetimeMinutes?: number | null;
 }

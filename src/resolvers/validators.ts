@@ -46,6 +46,10 @@ export const CpuCores = () => IntIn('cpuCores', 1, LIMITS.cpuCoresMax, true);
 
 export const Lifetime = () => IntIn('instanceLifetimeMinutes', 1, LIMITS.lifetimeMinutesMax, true, ', or null for no limit');
 
+export const MaxLifetime = () => IntIn('maxInstanceLifetimeMinutes', 1, LIMITS.lifetimeMinutesMax, true, ', or null for no extension');
+
+export const MaxInstances = () => IntIn('maxInstances', 0, 1_000_000, true, ', or null for MAX_INSTANCES_PER_LAB');
+
 export const Position = () => IntIn('position', 0, 10_000, true);
 
 export const PageContent = () =>

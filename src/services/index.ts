@@ -10,8 +10,11 @@ import { ImageService } from './image.service.js';
 import { InstructionPageService } from './instruction-page.service.js';
 import type { KubeClient, KubeConnection } from '../k8s/client.js';
 import type { InstanceEvents } from './lab-instance.events.js';
-import { LabInstanceService, type InstanceTouch } from './lab-instance.service.js';
+import { LabInstanceService, type CrashStep, type InstanceTouch } from './lab-instance.service.js';
+import type { Quotas } from './lab-instance.quota.js';
+import type { Metrics } from '../metrics.js';
 import { LabService } from './lab.service.js';
+import { VncGrantService } from './lab-instance.vnc-access.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { SessionTokens } from './session-tokens.js';
 import { UserService } from './user.service.js';
@@ -31,6 +34,12 @@ export interface AppDeps {
   accountEvents: AccountEvents;
   /** The live-status reconciler, built before the services. */
   reconciler: InstanceTouch;
+  /** The quotas startLab checks, and the usage `me` shows. */
+  quotas?: Quotas;
+  /** Prometheus metrics. */
+  metrics?: Metrics;
+  /** Test-only (TEST_CRASH_AT): kills the process at a step of startLab. */
+  crashPoint?: (step: CrashStep) => void;
 }
 
 /** Services bound to one request's EntityManager. */
@@ -42,6 +51,8 @@ export interface Services {
   labs: LabService;
   pages: InstructionPageService;
   instances: LabInstanceService;
+  /** Which login session issued each VNC token (the console proxy ends consoles with it). */
+  vncGrants: VncGrantService;
 }
 
 /** The services of one request or operation, bound to its EntityManager. */
@@ -56,5 +67,6 @@ export function createServices(deps: AppDeps, em: EntityManager): Services {
     labs: new LabService(em, max),
     pages: new InstructionPageService(em),
     instances: new LabInstanceService(em, deps),
+    vncGrants: new VncGrantService(em),
   };
 }

@@ -19,7 +19,7 @@ export class InstructionPageService {
   }
 
   async create(data: PageData): Promise<InstructionPage> {
-    const lab = await this.em.findOne(Lab, { id: parseId(data.labId, 'labId') });
+    const lab = await this.em.findOne(Lab, { id: parseId(data.labId, 'labId'), deletedAt: null });
     if (!lab) throw notFound('Lab', data.labId);
     let position = data.position;
     if (position == null) {

@@ -103,3 +103,29 @@ export async function writeInstanceStates(em: EntityManager, engine: 'sqlite' | 
   const result = await executeBound<{ id: number }>(em, engine, sql, [JSON.stringify(rows)]);
   return new Set(result.map((row: { id: number }) => Number(row.id)));
 }
+
+/** Columns a transition may set along with the status. */
+export type TransitionSet = Partial<Pick<LabInstance, 'statusMessage' | 'vms' | 'stoppedAt' | 'expiresAt'>>;
+
+/**
+ * One status transition, as one conditional UPDATE: the row moves to `to` only if its status is still
+ * one of `from`, so no writer can overwrite a later state it has not seen (a stop during a start wins;
+ * a start never writes STARTING over STOPPING). Resolves true when this call made the transition.
+ */
+export async function transition(
+  em: EntityManager,
+  id: number,
+  from: readonly LabInstanceStatus[],
+  to: LabInstanceStatus,
+  set: TransitionSet = {},
+): Promise<boolean> {
+  const changed = await em.nativeUpdate(LabInstance, { id, status: { $in: [...from] } }, { ...set, status: to, updatedAt: new Date() });
+  return changed > 0;
+}
+
+/** How many instances are in each status (the metrics' gauge), one statement. */
+export async function instancesByStatus(orm: { em: EntityManager }): Promise<Record<string, number>> {
+  const em = orm.em.fork();
+  const rows = await em.getConnection().execute<Array<{ status: string; n: string | number }>>('select status, count(*) as n from lab_instances group by status');
+  return Object.fromEntries(rows.map((r: { status: string; n: string | number }) => [r.status, Number(r.n)]));
+}

@@ -1,16 +1,19 @@
-import type { EntityManager } from '@mikro-orm/core';
+import type { EntityManager, FilterQuery } from '@mikro-orm/core';
 import { Image, InstructionPage, Lab, LabInstance, LabInstanceStatus, LabVm } from '../entities/index.js';
 import { badInput, conflict, notFound } from '../errors.js';
 import { paginate, type Connection, type PageArgs } from './pagination.js';
 import { parseId } from './ids.js';
 import { bumpCatalogueVersion } from './catalogue-version.js';
 import { searchFilter } from './search.js';
+import { lockInstances } from '../db.js';
 
 export interface LabData {
   name: string;
   namespacePrefix: string;
   description: string;
   instanceLifetimeMinutes?: number | null;
+  maxInstances?: number | null;
+  maxInstanceLifetimeMinutes?: number | null;
   vms: { name: string; imageId: string }[];
 }
 
@@ -18,6 +21,8 @@ export interface LabUpdate {
   name?: string | null;
   description?: string | null;
   instanceLifetimeMinutes?: number | null;
+  maxInstances?: number | null;
+  maxInstanceLifetimeMinutes?: number | null;
 }
 
 export class LabService {
@@ -27,17 +32,18 @@ export class LabService {
   ) {}
 
   async get(id: string): Promise<Lab | null> {
-    return this.em.findOne(Lab, { id: parseId(id) });
+    return this.em.findOne(Lab, { id: parseId(id), deletedAt: null });
   }
 
   async require(id: string, field = 'id'): Promise<Lab> {
-    const lab = await this.em.findOne(Lab, { id: parseId(id, field) });
+    const lab = await this.em.findOne(Lab, { id: parseId(id, field), deletedAt: null });
     if (!lab) throw notFound('Lab', id);
     return lab;
   }
 
   async list(args: PageArgs & { search?: string | null }): Promise<Connection<Lab>> {
-    return paginate(this.em, Lab, searchFilter(args.search, ['name', 'description']), args, this.maxPageSize, { plain: true });
+    const search = searchFilter(args.search, ['name', 'description']);
+    return paginate<Lab>(this.em, Lab, () => ({ $and: [search(), { deletedAt: null }] }) as FilterQuery<Lab>, args, this.maxPageSize, { plain: true });
   }
 
   /** Creates the lab and its VMs in one transaction: all or nothing. */
@@ -56,6 +62,8 @@ export class LabService {
         namespacePrefix: data.namespacePrefix,
         description: data.description.trim(),
         instanceLifetimeMinutes: data.instanceLifetimeMinutes ?? null,
+        maxInstances: data.maxInstances ?? null,
+        maxInstanceLifetimeMinutes: data.maxInstanceLifetimeMinutes ?? null,
       } as Lab);
       for (const [i, vm] of data.vms.entries()) {
         em.create(LabVm, { name: vm.name, lab, image: images[i] } as unknown as LabVm);
@@ -72,22 +80,31 @@ export class LabService {
     if (data.name != null) lab.name = data.name.trim();
     if (data.description != null) lab.description = data.description.trim();
     if (data.instanceLifetimeMinutes !== undefined) lab.instanceLifetimeMinutes = data.instanceLifetimeMinutes;
+    if (data.maxInstances !== undefined) lab.maxInstances = data.maxInstances;
+    if (data.maxInstanceLifetimeMinutes !== undefined) lab.maxInstanceLifetimeMinutes = data.maxInstanceLifetimeMinutes;
     await this.em.flush();
     await bumpCatalogueVersion(this.em);
     return lab;
   }
 
-  /** Removes the lab with its VMs and pages; CONFLICT while it has instances that are not STOPPED. */
+  /**
+   * Removes the lab from the catalogue with its VMs and pages; CONFLICT while it has instances that are
+   * not STOPPED. The lab row itself stays, hidden (deletedAt), so that its instances keep their history.
+   * Counted and deleted in one transaction under the instances lock that startLab also takes, so a
+   * start at the same moment either comes first and is counted, or finds the lab gone: never both OK.
+   */
   async delete(id: string): Promise<boolean> {
-    const lab = await this.require(id);
-    const running = await this.em.count(LabInstance, { lab: lab.id, status: { $ne: LabInstanceStatus.STOPPED } });
-    if (running) throw conflict(`Lab has ${running} instance(s) that are not stopped; stop them first`);
-    await this.em.transactional(async (em) => {
-      await em.nativeDelete(LabInstance, { lab: lab.id });
-      await em.nativeDelete(LabVm, { lab: lab.id });
-      await em.nativeDelete(InstructionPage, { lab: lab.id });
-      await em.nativeDelete(Lab, { id: lab.id });
-      await bumpCatalogueVersion(em);
+    const labId = parseId(id);
+    await this.em.transactional(async (tx) => {
+      await lockInstances(tx);
+      const lab = await tx.findOne(Lab, { id: labId, deletedAt: null });
+      if (!lab) throw notFound('Lab', id);
+      const running = await tx.count(LabInstance, { lab: lab.id, status: { $ne: LabInstanceStatus.STOPPED } });
+      if (running) throw conflict(`Lab has ${running} instance(s) that are not stopped; stop them first`);
+      await tx.nativeDelete(LabVm, { lab: lab.id });
+      await tx.nativeDelete(InstructionPage, { lab: lab.id });
+      await tx.nativeUpdate(Lab, { id: lab.id }, { deletedAt: new Date() });
+      await bumpCatalogueVersion(tx);
     });
     return true;
   }
@@ -124,7 +141,7 @@ export class LabService {
   }
 
   private async ensureFree(field: 'name' | 'namespacePrefix', value: string): Promise<void> {
-    if (await this.em.count(Lab, { [field]: value })) {
+    if (await this.em.count(Lab, { [field]: value, deletedAt: null })) {
       throw conflict(`A lab with this ${field} already exists`, field);
     }
   }

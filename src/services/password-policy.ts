@@ -2,8 +2,34 @@ import { createRequire } from 'node:module';
 import { badInput } from '../errors.js';
 
 const require = createRequire(import.meta.url);
-/** Mozilla's list of the most common passwords of 8 characters or more (Firefox Accounts). */
-const commonPasswords = require('fxa-common-password-list') as { test(password: string): boolean };
+
+/**
+ * Mozilla's list of the 50,000 most common passwords of 8 characters or more (Firefox Accounts),
+ * decoded once into a Set: one hash lookup per check. The package's own test() scans the whole
+ * array (indexOf), and the policy asks twice per password. Only its data file is used: a sorted
+ * list, front-coded one entry a line as the length of the prefix shared with the entry before (one
+ * base-36 digit) followed by the rest. The package is unmaintained, so its version is pinned.
+ */
+function loadCommonPasswords(): ReadonlySet<string> {
+  const encoded = require('fxa-common-password-list/src/encoded-passwords.js') as string;
+  const passwords = new Set<string>();
+  let previous = '';
+  for (const line of encoded.split('\n')) {
+    if (!line) continue;
+    const shared = parseInt(line[0], 36);
+    if (Number.isNaN(shared) || shared > previous.length) throw new Error(`fxa-common-password-list: unreadable entry ${JSON.stringify(line)}`);
+    previous = previous.slice(0, shared) + line.slice(1);
+    passwords.add(previous);
+  }
+  return passwords;
+}
+
+const commonPasswords = loadCommonPasswords();
+
+/** Whether the list names this password, as typed or in lower case. */
+export function isCommonPassword(password: string): boolean {
+  return commonPasswords.has(password) || commonPasswords.has(password.toLowerCase());
+}
 
 export const PASSWORD_MIN_LENGTH = 8;
 /** Far above any real password; keeps hashing input bounded. */
@@ -43,7 +69,7 @@ export function passwordProblem(password: string, owner: PasswordOwner): keyof t
   if (password.length < PASSWORD_MIN_LENGTH) return 'tooShort';
   if (password.length > PASSWORD_MAX_LENGTH) return 'tooLong';
   if (/^\d+$/.test(password)) return 'numeric';
-  if (commonPasswords.test(password) || commonPasswords.test(password.toLowerCase())) return 'common';
+  if (isCommonPassword(password)) return 'common';
   if (tooSimilar(password, owner)) return 'similar';
   return null;
 }

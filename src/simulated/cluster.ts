@@ -4,11 +4,12 @@ import { Faults, type FaultInjector } from './faults.js';
 import { ClusterLifecycle, type LifecycleOptions } from './lifecycle.js';
 import { ceilValue, parseQuantity } from './quantity.js';
 import { ResourceOperations } from './operations.js';
-import { resourceByPlural, type KubeObject } from './resources.js';
+import { resourceByPlural, SYSTEM_NAMESPACES, type KubeObject } from './resources.js';
 import { createRequestHandler, type Logger } from './server.js';
 import { ObjectStore } from './store.js';
 import type { NetworkInterfaceDefault } from './virt-handler.js';
 import { NODE_NAME, type VmiPhase } from './virt-launcher.js';
+import { SimulatedVnc, type VncFramebuffer, type VncInputEvent, type VncOptions } from './vnc.js';
 import { WatchHub } from './watch-hub.js';
 
 export interface SimulatedClusterOptions {
@@ -41,13 +42,15 @@ export interface SimulatedClusterOptions {
   bookmarkIntervalMs?: number;
   /** Events kept per resource for watches resuming from a resourceVersion; default 10,000. */
   historyLimit?: number;
+  /** The VNC subresource's framebuffer size; default 800x600. */
+  vnc?: VncOptions;
   logger?: Logger;
 }
 
 export interface SimulatedCluster {
   readonly url: string;
   readonly faults: FaultInjector;
-  /** Snapshot of stored objects, for assertions: resource is 'namespaces' | 'networkpolicies' | 'virtualmachineinstances' | 'pods'. */
+  /** Snapshot of stored objects, for assertions: resource is 'namespaces' | 'networkpolicies' | 'virtualmachineinstances' | 'pods' | 'leases'. */
   list(resource: string, namespace?: string): KubeObject[];
   get(resource: string, namespace: string | undefined, name: string): KubeObject | undefined;
   /** Count of requests served, by `${verb} ${resource}` e.g. 'create virtualmachineinstances', 'watch pods', 'list pods'. */
@@ -68,8 +71,14 @@ export interface SimulatedCluster {
    * order: pod Running and Ready, VMI Scheduled, Running, Ready=True. VMIs that cannot start stay.
    */
   readyAll(): void;
-  /** As if someone ran kubectl delete; throws the API's NotFound (or Conflict for a Terminating namespace). */
+  /** As if someone ran kubectl delete; throws the API's NotFound (a namespace already Terminating is left as it is). */
   deleteObject(resource: string, namespace: string | undefined, name: string): void;
+  /** Key and pointer events the VM's VNC console received (RFB client messages 4 and 5), oldest first. */
+  vncInput(namespace: string, name: string): VncInputEvent[];
+  /** Open connections to the VNC subresource (of one namespace, or one VM). */
+  vncConnections(namespace?: string, name?: string): number;
+  /** What the VM's console shows now: the test pattern naming the VM, and the text typed into it. */
+  vncFramebuffer(namespace: string, name: string): VncFramebuffer;
   /** Closes all connections (open watches and hanging requests included) and the server. */
   stop(): Promise<void>;
 }
@@ -100,6 +109,7 @@ interface Parts {
   lifecycle: ClusterLifecycle;
   faults: Faults;
   counts: Map<string, number>;
+  vnc: SimulatedVnc;
 }
 
 function quantityOption(value: string | number | undefined, fallback: string, what: string): number {
@@ -131,11 +141,16 @@ function buildParts(opts: SimulatedClusterOptions): Parts {
   // The watch hub listens to the store first, so that a change is on the wire before the reactions to it.
   const hub = new WatchHub(store, opts.bookmarkIntervalMs ?? 60_000);
   const lifecycle = new ClusterLifecycle(store, lifecycleOptions(opts));
-  return { store, hub, lifecycle, faults: new Faults(store, hub), counts: new Map() };
+  const namespaces = resourceByPlural('namespaces');
+  for (const name of SYSTEM_NAMESPACES) {
+    store.insert(namespaces, { metadata: { name, labels: { 'kubernetes.io/metadata.name': name } }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } });
+  }
+  const faults = new Faults(store, hub);
+  return { store, hub, lifecycle, faults, counts: new Map(), vnc: new SimulatedVnc(store, faults, opts.vnc) };
 }
 
 function handle(parts: Parts, url: string, server: Server, sockets: Set<Socket>): SimulatedCluster {
-  const { store, hub, lifecycle, faults, counts } = parts;
+  const { store, hub, lifecycle, faults, counts, vnc } = parts;
   const copy = <T>(value: T): T => structuredClone(value);
   return {
     url,
@@ -149,9 +164,13 @@ function handle(parts: Parts, url: string, server: Server, sockets: Set<Socket>)
     setAutoProgress: (enabled) => lifecycle.setAutoProgress(enabled),
     readyAll: () => lifecycle.readyAll(),
     deleteObject: (resource, namespace, name) => void lifecycle.delete(resourceByPlural(resource), namespace, name),
+    vncInput: (namespace, name) => vnc.inputEvents(namespace, name),
+    vncConnections: (namespace, name) => vnc.connectionCount(namespace, name),
+    vncFramebuffer: (namespace, name) => vnc.framebuffer(namespace, name),
     stop: async () => {
       lifecycle.stop();
       hub.stop();
+      vnc.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const socket of sockets) socket.destroy();
       await closed;
@@ -170,6 +189,10 @@ export async function startSimulatedCluster(opts: SimulatedClusterOptions = {}):
   }));
   // Watches stay open for long; idle keep-alive sockets are closed by stop() anyway.
   server.keepAliveTimeout = 30_000;
+  // WebSocket upgrades: KubeVirt's VNC subresource; any other path is not served.
+  server.on('upgrade', (req, socket, head) => {
+    if (!parts.vnc.handleUpgrade(req, socket, head)) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  });
   const sockets = trackSockets(server);
   try {
     const info = await listen(server, opts.port ?? 0, host);

@@ -144,17 +144,21 @@ export function markUnschedulable(pod: KubeObject, message: string): void {
 /** 64 hex digits, as a container ID or an image digest has (random UUIDs come from a pooled source: cheap in bursts). */
 const hex64 = (): string => (randomUUID() + randomUUID()).replace(/-/g, '');
 
+/**
+ * A container's status. `lastState` is `{}` until a container restarts: the API server stores the Go
+ * struct (core/v1 ContainerStatus.LastTerminationState, not a pointer), so it is never absent.
+ */
 function waiting(c: ContainerSpec, reason: string, message?: string): ContainerStatus {
   return {
     name: c.name, image: c.image ?? '', imageID: '', ready: false, restartCount: 0, started: false,
-    state: { waiting: message ? { reason, message } : { reason } },
+    state: { waiting: message ? { reason, message } : { reason } }, lastState: {},
   };
 }
 
 function running(c: ContainerSpec, at: string, ready = true): ContainerStatus {
   return {
     name: c.name, image: c.image ?? '', imageID: `${c.image ?? ''}@sha256:${hex64()}`, containerID: `containerd://${hex64()}`,
-    ready, restartCount: 0, started: true, state: { running: { startedAt: at } },
+    ready, restartCount: 0, started: true, state: { running: { startedAt: at } }, lastState: {},
   };
 }
 
@@ -162,7 +166,7 @@ function completed(c: ContainerSpec, at: string): ContainerStatus {
   return {
     name: c.name, image: c.image ?? '', imageID: `${c.image ?? ''}@sha256:${hex64()}`, containerID: `containerd://${hex64()}`,
     ready: true, restartCount: 0, started: false,
-    state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: at, finishedAt: at } },
+    state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: at, finishedAt: at } }, lastState: {},
   };
 }
 

@@ -1,15 +1,17 @@
+import { defaultPod, labelNamespace } from './defaults.js';
 import { admitNewVmi, mutateNewVmi } from './kubevirt-api.js';
 import {
   bindPod, containerRunning, errImagePullMessage, getCondition, imagePullBackOffMessage, kubeletAdmitted, kubeletPullFailing,
   kubeletStarted, markUnschedulable, setContainerReady, waitingReasons,
 } from './kubelet.js';
 import { resourceByPlural, type KubeObject, type ResourceDef } from './resources.js';
-import { conflict, notFound } from './status.js';
+import { unschedulableMessage, type NodeCapacity } from './scheduler.js';
+import { notFound } from './status.js';
 import { timestamp, type ObjectStore, type StoredEvent } from './store.js';
 import { isFinalPhase, reconcileVmi, type ControllerApi } from './virt-controller.js';
 import { domainStarted, setPhase, type NetworkInterfaceDefault } from './virt-handler.js';
 import {
-  buildLauncherPod, COMPUTE, containerDisks, generateName, LAUNCHER_QOS, podRequests, type VmiPhase,
+  buildLauncherPod, COMPUTE, containerDisks, generateName, LAUNCHER_QOS, type VmiPhase,
 } from './virt-launcher.js';
 
 const NAMESPACES = resourceByPlural('namespaces');
@@ -23,17 +25,11 @@ const POLICIES = resourceByPlural('networkpolicies');
  * virt-controller hands the VMI over: Scheduled), virt-handler has the domain running (Running, and
  * virt-controller copies the pod's Ready condition: Ready=True).
  */
-const STEP = { bind: 0.1, containers: 0.4, domain: 0.5 };
+export const STEP = { bind: 0.1, containers: 0.4, domain: 0.5 };
 /** kubernetes pkg/kubelet/kubelet.go: the image pull back-off doubles up to MaxContainerBackOff (300 s for a 10 s start). */
-const MAX_BACKOFF_FACTOR = 30;
+export const MAX_BACKOFF_FACTOR = 30;
 
-export interface NodeCapacity {
-  name: string;
-  /** Allocatable CPU, in cores. */
-  cpu: number;
-  /** Allocatable memory, in bytes. */
-  memory: number;
-}
+export type { NodeCapacity };
 
 export interface LifecycleOptions {
   vmReadySeconds: number;
@@ -51,7 +47,7 @@ export interface DeleteOptions {
 }
 
 /** A glob (`*`, `?`) as a regular expression over the whole image reference. */
-function globToRegExp(glob: string): RegExp {
+export function globToRegExp(glob: string): RegExp {
   const body = glob.split('').map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[\\^$.|+()[\]{}]/g, '\\$&'))).join('');
   return new RegExp(`^${body}$`);
 }
@@ -104,7 +100,9 @@ export class ClusterLifecycle {
     if (def === NAMESPACES) {
       obj.spec = { finalizers: ['kubernetes'] };
       obj.status = { phase: 'Active' };
+      labelNamespace(obj);
     } else if (def === PODS) {
+      defaultPod(obj);
       // kubernetes pkg/registry/core/pod/strategy.go PrepareForCreate: phase Pending and the QoS class.
       const containers = ((obj.spec?.containers ?? []) as Array<{ resources?: Record<string, unknown> }>);
       const any = containers.some((c) => Object.keys(c.resources?.requests ?? {}).length || Object.keys(c.resources?.limits ?? {}).length);
@@ -116,8 +114,8 @@ export class ClusterLifecycle {
   }
 
   /**
-   * DELETE as the API server answers it. Throws NotFound when absent, and Conflict for a namespace that
-   * is already Terminating. Returns the object as deleted (gone, or marked with a deletionTimestamp).
+   * DELETE as the API server answers it. Throws NotFound when absent. Returns the object as deleted
+   * (gone, or marked with a deletionTimestamp; a namespace already Terminating as it is).
    */
   delete(def: ResourceDef, namespace: string | undefined, name: string, options: DeleteOptions = {}): KubeObject {
     const current = this.store.get(def, namespace, name);
@@ -160,7 +158,7 @@ export class ClusterLifecycle {
       let pod = this.currentPod(vmi);
       if (!pod || pod.metadata.deletionTimestamp) continue;
       if (!pod.spec?.nodeName) {
-        if (this.unschedulableReasons(vmi).length) continue;
+        if (unschedulableMessage(vmi, this.opts.node)) continue;
         this.bind(pod);
       }
       pod = this.currentPod(vmi);
@@ -386,31 +384,14 @@ export class ClusterLifecycle {
 
   // ---- the scheduler ------------------------------------------------------------------------------
 
-  /**
-   * follows kubernetes pkg/scheduler/framework/plugins/noderesources/fit.go ("Insufficient <resource>")
-   * and pkg/scheduler/framework/types.go FitError ("0/N nodes are available: ..."), with the default
-   * preemption plugin's postfilter message: the pod is compared with the node's allocatable resources.
-   */
-  private unschedulableReasons(vmi: KubeObject): string[] {
-    const req = podRequests(vmi);
-    const reasons: string[] = [];
-    if (req.cpu > this.opts.node.cpu) reasons.push('Insufficient cpu');
-    if (req.memory > this.opts.node.memory) reasons.push('Insufficient memory');
-    return reasons.sort();
-  }
-
+  /** The scheduler: binds the pod, or marks it Unschedulable when it does not fit the node (scheduler.ts). */
   private scheduleStep(ref: { namespace: string; name: string; uid: string }): void {
     const pod = this.livePod(ref);
     const vmi = pod && this.ownerOf(pod);
     if (!pod || !vmi || pod.spec?.nodeName) return;
-    const reasons = this.unschedulableReasons(vmi);
-    if (reasons.length === 0) {
-      this.bind(pod);
-      return;
-    }
-    const counted = reasons.map((r) => `1 ${r}`).join(', ');
-    const message = `0/1 nodes are available: ${counted}. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.`;
-    this.writePod(ref.namespace, ref.name, (d) => markUnschedulable(d, message));
+    const message = unschedulableMessage(vmi, this.opts.node);
+    if (message) this.writePod(ref.namespace, ref.name, (d) => markUnschedulable(d, message));
+    else this.bind(pod);
   }
 
   /** Binding, then the kubelet's first status for the pod (sandbox up, pod IP, containers waiting). */
@@ -561,10 +542,10 @@ export class ClusterLifecycle {
    */
   private terminateNamespace(ns: KubeObject): KubeObject {
     const name = ns.metadata.name ?? '';
-    if (ns.status?.phase === 'Terminating') {
-      throw conflict(NAMESPACES, name, 'The system is ensuring all content is removed from this namespace.  ' +
-        'Upon completion, this namespace will automatically be purged by the system.');
-    }
+    // pkg/registry/core/namespace/storage/storage.go Delete: a namespace already Terminating (its
+    // finalizers pending) is answered as it is, 200 (the 409 "The system is ensuring all content is
+    // removed" is only for two first deletions racing).
+    if (ns.status?.phase === 'Terminating') return ns;
     const updated = this.store.updateStatus(NAMESPACES, undefined, name, (d) => {
       d.metadata = { ...d.metadata, deletionTimestamp: timestamp() };
       d.status = { ...(d.status ?? {}), phase: 'Terminating' };

@@ -1,3 +1,4 @@
+import { labelNamespace } from './defaults.js';
 import { jsonPatch, mergePatch } from './json-patch.js';
 import type { ClusterLifecycle, DeleteOptions } from './lifecycle.js';
 import { apiVersionOf, resourceByPlural, type KubeObject, type ResourceDef } from './resources.js';
@@ -31,7 +32,7 @@ export class ResourceOperations {
     const items = this.store.list(def, namespace).filter((o) => selector.matches(o)).sort(byKey);
     const body = {
       kind: `${def.kind}List`, apiVersion: apiVersionOf(def),
-      metadata: { resourceVersion: String(this.store.currentRv()) }, items,
+      metadata: listMeta(def, this.store.currentRv()), items: listItems(def, items),
     };
     return { code: 200, body };
   }
@@ -65,7 +66,7 @@ export class ResourceOperations {
         // Already gone or already terminating: deletecollection reports what it removed.
       }
     }
-    const body = { kind: `${def.kind}List`, apiVersion: apiVersionOf(def), metadata: { resourceVersion: String(this.store.currentRv()) }, items };
+    const body = { kind: `${def.kind}List`, apiVersion: apiVersionOf(def), metadata: listMeta(def, this.store.currentRv()), items: listItems(def, items) };
     return { code: 200, body };
   }
 
@@ -80,7 +81,7 @@ export class ResourceOperations {
     if (next === null || typeof next !== 'object' || Array.isArray(next)) throw badRequest('the patch must leave an object');
     if (next.metadata === null || typeof next.metadata !== 'object') next.metadata = {};
     validateLabels(def, next);
-    return this.written(def, this.store.update(def, namespace, name, (draft) => overwrite(draft, next)) as KubeObject);
+    return this.written(def, this.store.update(def, namespace, name, (draft) => overwrite(def, draft, next)) as KubeObject);
   }
 
   /** PUT with optimistic concurrency: a stale metadata.resourceVersion is a 409 Conflict. */
@@ -95,7 +96,7 @@ export class ResourceOperations {
       throw conflict(def, name, 'the object has been modified; please apply your changes to the latest version and try again');
     }
     validateLabels(def, input);
-    return this.written(def, this.store.update(def, namespace, name, (draft) => overwrite(draft, structuredClone(input))) as KubeObject);
+    return this.written(def, this.store.update(def, namespace, name, (draft) => overwrite(def, draft, structuredClone(input))) as KubeObject);
   }
 
   /** The reply to an update; an object being deleted that lost its last finalizer goes now. */
@@ -128,13 +129,19 @@ export class ResourceOperations {
     const ns = this.store.get(NAMESPACES, undefined, namespace);
     if (!ns) throw notFound(NAMESPACES, namespace);
     if (ns.status?.phase === 'Terminating') {
-      throw forbidden(def, name, `unable to create new content in namespace ${namespace} because it is being terminated`);
+      // staging/src/k8s.io/apiserver/pkg/admission/plugin/namespace/lifecycle/admission.go, with its cause.
+      throw forbidden(def, name, `unable to create new content in namespace ${namespace} because it is being terminated`, [
+        { reason: 'NamespaceTerminating', message: `namespace ${namespace} is being terminated`, field: 'metadata.namespace' },
+      ]);
     }
   }
 }
 
-/** Replaces a draft's content with `next`, keeping what only the server sets: status and timestamps. */
-function overwrite(draft: KubeObject, next: KubeObject): void {
+/**
+ * Replaces a draft's content with `next`, keeping what only the server sets: status and timestamps,
+ * and a namespace's name label (the namespace strategy sets it on every update too).
+ */
+function overwrite(def: ResourceDef, draft: KubeObject, next: KubeObject): void {
   const { metadata, status } = draft;
   for (const key of Object.keys(draft)) delete draft[key];
   Object.assign(draft, next);
@@ -143,6 +150,21 @@ function overwrite(draft: KubeObject, next: KubeObject): void {
   if (metadata.deletionGracePeriodSeconds !== undefined) draft.metadata.deletionGracePeriodSeconds = metadata.deletionGracePeriodSeconds;
   if (status !== undefined) draft.status = status;
   else delete draft.status;
+  if (def === NAMESPACES) labelNamespace(draft);
+}
+
+/**
+ * The items of a list as the real API server sends them: a built-in kind's items (a typed list, e.g.
+ * core/v1 PodList) carry no apiVersion and kind; a custom resource's (unstructured) do.
+ */
+function listItems(def: ResourceDef, items: KubeObject[]): KubeObject[] {
+  if (def.group === 'kubevirt.io') return items;
+  return items.map(({ apiVersion: _apiVersion, kind: _kind, ...rest }) => rest as KubeObject);
+}
+
+/** A list's metadata: a custom resource's (unstructured) list also says `continue: ""`, a typed list leaves it out. */
+function listMeta(def: ResourceDef, rv: number): Record<string, string> {
+  return def.group === 'kubevirt.io' ? { continue: '', resourceVersion: String(rv) } : { resourceVersion: String(rv) };
 }
 
 function byKey(a: KubeObject, b: KubeObject): number {

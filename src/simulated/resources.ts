@@ -51,7 +51,16 @@ export const RESOURCES: readonly ResourceDef[] = [
     plural: 'virtualmachineinstances', singular: 'virtualmachineinstance', kind: 'VirtualMachineInstance',
     group: 'kubevirt.io', version: 'v1', namespaced: true, shortNames: ['vmi', 'vmis'], verbs: VERBS,
   },
+  // Leader election (client-go's leaderelection/resourcelock/leaselock.go): get, create, and update with
+  // optimistic concurrency (a stale metadata.resourceVersion is 409 Conflict), as the API server serves them.
+  {
+    plural: 'leases', singular: 'lease', kind: 'Lease', group: 'coordination.k8s.io',
+    version: 'v1', namespaced: true, shortNames: [], verbs: VERBS,
+  },
 ];
+
+/** The namespaces every cluster has from the start (kube-apiserver's system namespaces controller). */
+export const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'];
 
 export function apiVersionOf(def: ResourceDef): string {
   return def.group ? `${def.group}/${def.version}` : def.version;

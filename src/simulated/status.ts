@@ -55,8 +55,9 @@ export function conflict(def: ResourceDef, name: string, why: string): ApiError 
   return new ApiError(failure(409, message, 'Conflict', describe(def, name)));
 }
 
-export function forbidden(def: ResourceDef, name: string, why: string): ApiError {
-  return new ApiError(failure(403, `${qualified(def)} "${name}" is forbidden: ${why}`, 'Forbidden', describe(def, name)));
+export function forbidden(def: ResourceDef, name: string, why: string, causes?: Array<Record<string, string>>): ApiError {
+  const details = causes ? { ...describe(def, name), causes } : describe(def, name);
+  return new ApiError(failure(403, `${qualified(def)} "${name}" is forbidden: ${why}`, 'Forbidden', details));
 }
 
 /** 422 as the API server words it: the Kind (not the plural) names the object, and each cause names its field. */

@@ -33,6 +33,21 @@ export function timestamp(): string {
   return lastStamp;
 }
 
+const changed = (a: unknown, b: unknown): boolean => a !== b && JSON.stringify(a) !== JSON.stringify(b);
+
+/**
+ * metadata.generation (every kind but namespaces has one, 1 at creation) goes up when a deletion first
+ * marks the object (apiserver pkg/registry/rest/delete.go BeforeDelete); for a custom resource without
+ * a status subresource (KubeVirt's VMI) with any change but metadata's, status included
+ * (apiextensions-apiserver pkg/registry/customresource/strategy.go PrepareForUpdate); for built-in kinds
+ * when a client changes the spec (a pod's binding and status writes do not).
+ */
+function bumpsGeneration(def: ResourceDef, previous: KubeObject, next: KubeObject, byClient: boolean): boolean {
+  if (next.metadata.deletionTimestamp && !previous.metadata.deletionTimestamp) return true;
+  if (def.group === 'kubevirt.io') return changed(previous.spec, next.spec) || changed(previous.status, next.status);
+  return byClient && changed(previous.spec, next.spec);
+}
+
 /**
  * Objects of every resource, one global resourceVersion counter (as etcd's revision), and a bounded
  * per-resource event history. Stored objects are never mutated in place: every change stores a new object,
@@ -69,6 +84,7 @@ export class ObjectStore {
   insert(def: ResourceDef, input: KubeObject): KubeObject {
     const obj: KubeObject = { ...input, apiVersion: apiVersionOf(def), kind: def.kind };
     obj.metadata = { ...input.metadata, uid: randomUUID(), resourceVersion: String(++this.rv), creationTimestamp: timestamp() };
+    if (def.plural !== 'namespaces') obj.metadata.generation = 1;
     if (!def.namespaced) delete obj.metadata.namespace;
     this.put(def, obj);
     this.record(def, { type: 'ADDED', object: obj, rv: this.rv });
@@ -77,7 +93,7 @@ export class ObjectStore {
 
   /** Applies `mutate` to a deep copy of the stored object and stores the copy under a new resourceVersion. */
   update(def: ResourceDef, namespace: string | undefined, name: string, mutate: (draft: KubeObject) => void): KubeObject | undefined {
-    return this.replace(def, namespace, name, (previous) => structuredClone(previous), mutate);
+    return this.replace(def, namespace, name, (previous) => structuredClone(previous), mutate, true);
   }
 
   /**
@@ -108,6 +124,7 @@ export class ObjectStore {
     name: string,
     copy: (previous: KubeObject) => KubeObject,
     mutate: (draft: KubeObject) => void,
+    byClient = false,
   ): KubeObject | undefined {
     const previous = this.get(def, namespace, name);
     if (!previous) return undefined;
@@ -118,6 +135,9 @@ export class ObjectStore {
     draft.metadata = { ...draft.metadata, name: previous.metadata.name, namespace: previous.metadata.namespace };
     if (!def.namespaced) delete draft.metadata.namespace;
     draft.metadata.uid = previous.metadata.uid;
+    const generation = previous.metadata.generation;
+    if (typeof generation === 'number') draft.metadata.generation = generation + (bumpsGeneration(def, previous, draft, byClient) ? 1 : 0);
+    else delete draft.metadata.generation;
     draft.metadata.resourceVersion = String(++this.rv);
     this.put(def, draft);
     this.record(def, { type: 'MODIFIED', object: draft, previous, rv: this.rv });

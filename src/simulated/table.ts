@@ -1,5 +1,5 @@
 import type { Loose } from './resources.js';
-import type { KubeObject, ResourceDef } from './resources.js';
+import { apiVersionOf, type KubeObject, type ResourceDef } from './resources.js';
 
 /** Server-side printing (meta.k8s.io/v1 Table), which is what `kubectl get` asks for and prints. */
 
@@ -19,6 +19,7 @@ const COLUMNS: Record<string, Column[]> = {
   pods: [
     col('Name', 'Name of the pod', 0, 'name'), col('Ready', 'Ready containers'), col('Status', 'Pod phase'),
     col('Restarts', 'Container restarts'), col('Age', 'Time since creation'), col('IP', 'Pod IP', 1), col('Node', 'Node name', 1),
+    col('Nominated Node', 'Node the scheduler nominated for preemption', 1), col('Readiness Gates', 'Readiness gates that are True', 1),
   ],
   networkpolicies: [col('Name', 'Name of the policy', 0, 'name'), col('Pod-Selector', 'Selected pods'), col('Age', 'Time since creation')],
   // kubevirt/kubevirt pkg/virt-operator/resource/generate/components/crds.go: the VMI CRD's printer columns.
@@ -33,14 +34,25 @@ export function wantsTable(accept: string | undefined): boolean {
   return accept !== undefined && /as=Table/.test(accept) && /g=meta\.k8s\.io/.test(accept);
 }
 
+/** The AGE column: kubernetes staging/src/k8s.io/apimachinery/pkg/util/duration/duration.go HumanDuration. */
 function age(obj: KubeObject): string {
   const created = Date.parse(obj.metadata.creationTimestamp ?? '');
   if (Number.isNaN(created)) return '<unknown>';
-  const s = Math.max(0, Math.floor((Date.now() - created) / 1000));
-  if (s < 120) return `${s}s`;
-  if (s < 7200) return `${Math.floor(s / 60)}m`;
-  if (s < 172800) return `${Math.floor(s / 3600)}h`;
-  return `${Math.floor(s / 86400)}d`;
+  const seconds = Math.floor((Date.now() - created) / 1000);
+  if (seconds < -1) return '<invalid>';
+  if (seconds < 0) return '0s';
+  if (seconds < 120) return `${seconds}s`;
+  const minutes = Math.floor(seconds / 60);
+  const both = (big: number, a: string, small: number, b: string) => (small === 0 ? `${big}${a}` : `${big}${a}${small}${b}`);
+  if (minutes < 10) return both(minutes, 'm', seconds % 60, 's');
+  if (minutes < 180) return `${minutes}m`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 8) return both(hours, 'h', minutes % 60, 'm');
+  if (hours < 48) return `${hours}h`;
+  if (hours < 24 * 8) return both(Math.floor(hours / 24), 'd', hours % 24, 'h');
+  if (hours < 24 * 365 * 2) return `${Math.floor(hours / 24)}d`;
+  if (hours < 24 * 365 * 8) return both(Math.floor(hours / 24 / 365), 'y', Math.floor(hours / 24) % 365, 'd');
+  return `${Math.floor(hours / 24 / 365)}y`;
 }
 
 function conditionStatus(obj: KubeObject, type: string, absent = 'False'): string {
@@ -110,7 +122,11 @@ function cells(def: ResourceDef, obj: KubeObject): unknown[] {
       return [name, phase, age(obj)];
     case 'pods': {
       const { ready, status, restarts } = podColumns(obj);
-      return [name, ready, status, restarts, age(obj), obj.status?.podIP ?? '<none>', obj.spec?.nodeName ?? '<none>'];
+      // printers.go printPod: the wide columns end with the nominated node and the readiness gates that are True.
+      const gates = ((obj.spec?.readinessGates ?? []) as Array<{ conditionType: string }>).map((g) => g.conditionType);
+      const gatesTrue = gates.filter((g) => conditionStatus(obj, g) === 'True').length;
+      return [name, ready, status, restarts, age(obj), obj.status?.podIP ?? '<none>', obj.spec?.nodeName ?? '<none>',
+        obj.status?.nominatedNodeName ?? '<none>', gates.length ? `${gatesTrue}/${gates.length}` : '<none>'];
     }
     case 'networkpolicies':
       return [name, '<none>', age(obj)];
@@ -131,7 +147,8 @@ function table(def: ResourceDef, items: KubeObject[], resourceVersion: string): 
   return {
     kind: 'Table', apiVersion: 'meta.k8s.io/v1', metadata: { resourceVersion },
     columnDefinitions: COLUMNS[def.plural],
-    rows: items.map((obj) => ({ cells: cells(def, obj), object: obj })),
+    // Each row's object is self-describing (a list's items of a built-in kind are not: see operations.ts).
+    rows: items.map((obj) => ({ cells: cells(def, obj), object: { apiVersion: apiVersionOf(def), kind: def.kind, ...obj } })),
   };
 }
 

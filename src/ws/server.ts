@@ -20,11 +20,16 @@ import { clientAddress, CLOSE, Connection } from './connection.js';
 import { Fanout } from './fanout.js';
 import { serveLegacy } from './legacy.js';
 import { formatResult, PUSH_TARGET, sharedSubscribe, type SubscribeArgs } from './shared-execution.js';
+import { createVncProxy } from './vnc-proxy.js';
 
 export interface WebSocketServers {
   /** Closes every client connection and both servers. */
   close(): Promise<void>;
   clientCount(): number;
+  /** Running GraphQL subscriptions over every connection (for the metrics). */
+  subscriptionCount(): number;
+  /** Open VNC console sessions (the proxy on `/[WS_PROXY_PATH_PREFIX/]<token>/<vm>`). */
+  vncSessionCount(): number;
 }
 
 function authorizationOf(params: unknown): string | null {
@@ -251,8 +256,11 @@ export function attachWebSockets(httpServer: Server, schema: GraphQLSchema, deps
     );
   });
 
+  const vnc = createVncProxy(deps);
   httpServer.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const path = (req.url ?? '').split('?')[0];
+    // The VNC console proxy, on the original websocket proxy's path shape (./vnc-proxy.ts).
+    if (path !== '/graphql' && vnc.matches(path)) return vnc.handleUpgrade(req, socket, head);
     const protocols = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
     const target = protocols.includes('graphql-transport-ws') ? modern : protocols.includes('graphql-ws') ? legacy : undefined;
     if (path !== '/graphql' || !target) {
@@ -264,9 +272,12 @@ export function attachWebSockets(httpServer: Server, schema: GraphQLSchema, deps
 
   return {
     clientCount: () => modern.clients.size + legacy.clients.size,
+    subscriptionCount: () => [...connections].reduce((n, c) => n + c.subscriptions.size, 0),
+    vncSessionCount: () => vnc.sessionCount(),
     async close() {
       clearInterval(sessionCheck);
       stopListening();
+      await vnc.close();
       for (const ws of [...modern.clients, ...legacy.clients]) ws.close(1001, 'Server shutting down');
       await Promise.all([modern, legacy].map((s) => new Promise<void>((r) => s.close(() => r()))));
       for (const ws of [...modern.clients, ...legacy.clients]) ws.terminate();

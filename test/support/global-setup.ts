@@ -6,14 +6,34 @@
  * - `TEST_ENGINES` (comma list, default `sqlite,postgres`) without `postgres`: nothing is started and
  *   `postgresUrl` is '' (PostgreSQL tests skip themselves).
  * - otherwise a throwaway cluster is started here and stopped at the end of the run.
+ *
+ * And, when `TEST_CLUSTERS` (comma list, default `simulated,real`) names `real`, one real Kubernetes
+ * control plane for the whole run (test/support/control-plane.ts: built from Go modules on the first
+ * run, or taken from KUBEBUILDER_ASSETS), set up as deploy/ describes it, handed to tests as
+ * `inject('realClusterKubeconfig')` (the server's service account: what the server under test uses)
+ * and `inject('realClusterAdminKubeconfig')` (cluster admin: for the tests' own reads). A failed build
+ * or start fails the run; nothing is skipped silently.
+ *
+ * KubeVirt's and the kubelet's part on that cluster (test/support/kubevirt-controller.ts) runs here too,
+ * once: two controllers on one cluster (one per test worker) would both create launcher pods for the
+ * same VMI. Test files that need other timings or faults start a control plane and controller of their own.
  */
+import { writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
+import { startControlPlane, type ControlPlane } from './control-plane.js';
+import { KubeVirtController } from './kubevirt-controller.js';
 import { startPostgresCluster } from './postgres.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     /** Server URL for `createDatabase`, or '' when PostgreSQL is not among TEST_ENGINES. */
     postgresUrl: string;
+    /** Kubeconfig of deploy/'s service account on the shared real control plane, or '' when TEST_CLUSTERS excludes real. */
+    realClusterKubeconfig: string;
+    /** Admin kubeconfig (system:masters) of the shared real control plane, or ''. */
+    realClusterAdminKubeconfig: string;
   }
 }
 
@@ -25,7 +45,19 @@ export function testEngines(env: NodeJS.ProcessEnv = process.env): string[] {
     .filter(Boolean);
 }
 
-export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+/** The clusters named in TEST_CLUSTERS (default: both). */
+export function testClusters(env: NodeJS.ProcessEnv = process.env): string[] {
+  return (env.TEST_CLUSTERS ?? 'simulated,real')
+    .split(',')
+    .map((cluster) => cluster.trim().toLowerCase())
+    .filter(Boolean);
+}
+
+const DEPLOY = resolve(dirname(fileURLToPath(import.meta.url)), '../../deploy');
+/** What deploy/ holds for the cluster itself, applied in this order (deploy/README.md). */
+export const DEPLOY_FILES = ['namespace.yaml', 'serviceaccount.yaml', 'rbac.yaml', 'optional/namespace-guard.yaml'].map((f) => join(DEPLOY, f));
+
+async function setupPostgres(project: TestProject): Promise<() => Promise<void>> {
   if (!testEngines().includes('postgres')) {
     project.provide('postgresUrl', '');
     return async () => {};
@@ -40,4 +72,89 @@ export default async function setup(project: TestProject): Promise<() => Promise
   console.log(`[global-setup] throwaway PostgreSQL at ${cluster.url} (started in ${Date.now() - started} ms)`);
   project.provide('postgresUrl', cluster.url);
   return () => cluster.stop();
+}
+
+/**
+ * deploy/ applied with the built kubectl, then a kubeconfig for the server's service account: the
+ * cluster's address and CA, and a token from the TokenRequest API (kubectl create token).
+ */
+export async function installDeploy(
+  plane: ControlPlane,
+  file = join(plane.dir, 'lab-orchestrator.kubeconfig'),
+): Promise<{ kubeconfig: string; token: string }> {
+  const kubectl = async (...args: string[]) => {
+    const result = await plane.kubectl(args);
+    if (result.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (exit ${result.code}):\n${result.stderr}`);
+    return result.stdout;
+  };
+  await kubectl('apply', ...DEPLOY_FILES.flatMap((f) => ['-f', f]));
+  const token = (await kubectl('create', 'token', 'lab-orchestrator', '-n', 'lab-orchestrator', '--duration=24h')).trim();
+  await writeTokenKubeconfig(file, plane.server, plane.tls.ca, token, 'lab-orchestrator');
+  return { kubeconfig: file, token };
+}
+
+/** A kubeconfig that authenticates with a bearer token. */
+export async function writeTokenKubeconfig(file: string, server: string, caPem: string, token: string, user: string): Promise<void> {
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [{ name: 'test', cluster: { server, 'certificate-authority-data': Buffer.from(caPem).toString('base64') } }],
+    users: [{ name: user, user: { token } }],
+    contexts: [{ name: 'test', context: { cluster: 'test', user } }],
+    'current-context': 'test',
+  };
+  await writeFile(file, JSON.stringify(config, null, 2), { mode: 0o600 });
+}
+
+async function setupRealCluster(project: TestProject): Promise<() => Promise<void>> {
+  if (!testClusters().includes('real')) {
+    project.provide('realClusterKubeconfig', '');
+    project.provide('realClusterAdminKubeconfig', '');
+    return async () => {};
+  }
+  const started = Date.now();
+  let plane: ControlPlane | undefined;
+  const controller = new KubeVirtController({
+    vmReadySeconds: 1,
+    podTerminationMs: 200,
+    log: (line) => console.warn(line),
+  });
+  try {
+    plane = await startControlPlane({ log: (line) => console.log(line) });
+    const { kubeconfig } = await installDeploy(plane);
+    await controller.start(plane.kubeconfigPath);
+    console.log(`[global-setup] real control plane at ${plane.server} with deploy/ applied (ready in ${Date.now() - started} ms)`);
+    project.provide('realClusterKubeconfig', kubeconfig);
+    project.provide('realClusterAdminKubeconfig', plane.kubeconfigPath);
+  } catch (error) {
+    await controller.stop();
+    await plane?.stop();
+    throw new Error(
+      `TEST_CLUSTERS includes "real" but the real control plane could not be set up (set TEST_CLUSTERS=simulated to run without it): ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
+  const running = plane;
+  return async () => {
+    await controller.stop();
+    await running.stop();
+    if (controller.differences.length) console.log(`[global-setup] KubeVirt controller on the real control plane:\n${controller.report()}`);
+    if (controller.problems.length) {
+      throw new Error(`the KubeVirt controller of the shared control plane met unexpected API answers:\n${controller.report()}`);
+    }
+  };
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const [postgres, real] = await Promise.allSettled([setupPostgres(project), setupRealCluster(project)]);
+  if (postgres.status === 'rejected' || real.status === 'rejected') {
+    if (postgres.status === 'fulfilled') await postgres.value();
+    if (real.status === 'fulfilled') await real.value();
+    throw postgres.status === 'rejected' ? postgres.reason : (real as PromiseRejectedResult).reason;
+  }
+  return async () => {
+    const results = await Promise.allSettled([postgres.value(), real.value()]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  };
 }

@@ -16,6 +16,17 @@ export const ENGINES: Engine[] = (process.env.TEST_ENGINES ?? 'sqlite,postgres')
   .map((e) => e.trim())
   .filter((e): e is Engine => e === 'sqlite' || e === 'postgres');
 
+export type Cluster = 'simulated' | 'real';
+
+/**
+ * The clusters the Kubernetes-facing suites run against (TEST_CLUSTERS, default both): the in-process
+ * simulated one, and the real control plane the global setup starts (test/support/global-setup.ts).
+ */
+export const CLUSTERS: Cluster[] = (process.env.TEST_CLUSTERS ?? 'simulated,real')
+  .split(',')
+  .map((c) => c.trim())
+  .filter((c): c is Cluster => c === 'simulated' || c === 'real');
+
 export interface TestServer {
   engine: Engine;
   app: App;
@@ -65,6 +76,8 @@ export function baseTestEnv(): Record<string, string> {
     // Faster than a real cluster (namespace deletion takes tens of seconds there), in KubeVirt's order all the same.
     SIMULATED_NAMESPACE_TERMINATION_SECONDS: '0.2',
     SIMULATED_POD_TERMINATION_SECONDS: '0.1',
+    // Tests start many instances per user; the quota tests set their own limits.
+    MAX_INSTANCES_PER_USER: '0',
   };
 }
 

@@ -4,22 +4,31 @@ export const LABEL = {
   instance: 'lab-orchestrator.io/instance',
   lab: 'lab-orchestrator.io/lab',
   user: 'lab-orchestrator.io/user',
+  /** Which deployment (DEPLOYMENT_ID) made the object: deployments sharing a cluster never touch each other's. */
+  deployment: 'lab-orchestrator.io/deployment',
 } as const;
+
+export const DEFAULT_DEPLOYMENT = 'default';
 
 export const MANAGED_BY = 'lab-orchestrator';
 
-/** Selects every object this server manages, in every namespace: one watch per kind uses it. */
-export const MANAGED_SELECTOR = `${LABEL.managedBy}=${MANAGED_BY}`;
+/** Selects every object of this deployment, in every namespace: one watch per kind uses it. */
+export function managedSelector(deploymentId: string): string {
+  return `${LABEL.managedBy}=${MANAGED_BY},${LABEL.deployment}=${deploymentId}`;
+}
 
 export interface InstanceRef {
   instanceId: number;
   labId: number;
   userId: number;
+  /** DEPLOYMENT_ID; 'default' when omitted. */
+  deploymentId?: string;
 }
 
 export function instanceLabels(ref: InstanceRef): Record<string, string> {
   return {
     [LABEL.managedBy]: MANAGED_BY,
+    [LABEL.deployment]: ref.deploymentId ?? DEFAULT_DEPLOYMENT,
     [LABEL.instance]: String(ref.instanceId),
     [LABEL.lab]: String(ref.labId),
     [LABEL.user]: String(ref.userId),
