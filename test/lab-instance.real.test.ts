@@ -35,6 +35,7 @@ import { KubeApi, KubeVirtController } from './support/kubevirt-controller.js';
 import { CLUSTERS, ENGINES, startTestServer, type TestServer } from './support/server.js';
 import { graphqlWsClient, subscribeGraphqlWs, type Received } from './support/subscriptions.js';
 import { eventually } from './support/wait.js';
+import { contractVmis } from './support/contract-objects.js';
 
 const MANAGED = 'app.kubernetes.io/managed-by';
 const VMIS = (ns: string) => `/apis/kubevirt.io/v1/namespaces/${ns}/virtualmachineinstances`;
@@ -266,30 +267,7 @@ describe.skipIf(!CLUSTERS.includes('real'))('lab instances on a real control pla
       const list = (await admin.call('GET', VMIS(ns))).body as { items: Obj[] };
       // A list's items carry no apiVersion and kind: read each VMI on its own.
       const vmis = await Promise.all(list.items.map(async (v) => (await admin.call('GET', `${VMIS(ns)}/${String(v.metadata.name)}`)).body as Obj));
-      expect(vmis.map(stripServerFields).sort((a, b) => String(a.metadata.name).localeCompare(String(b.metadata.name)))).toEqual(
-        [
-          ['db.internal', 'registry.example.org/vms/image-2:1.2', 3, '3Gi'],
-          ['gateway', 'registry.example.org/vms/image-0:1.0', 1, '1Gi'],
-          ['web-1', 'registry.example.org/vms/image-1:1.1', 2, '2Gi'],
-        ].map(([name, image, cores, memory]) => ({
-          apiVersion: 'kubevirt.io/v1',
-          kind: 'VirtualMachineInstance',
-          metadata: { name, namespace: ns, labels },
-          spec: {
-            domain: {
-              cpu: { cores },
-              resources: { requests: { memory } },
-              devices: {
-                disks: [{ name: 'containerdisk', disk: {} }],
-                interfaces: [{ name: 'default', masquerade: {} }],
-                inputs: [{ name: 'tablet', type: 'tablet', bus: 'usb' }],
-              },
-            },
-            networks: [{ name: 'default', pod: {} }],
-            volumes: [{ name: 'containerdisk', containerDisk: { image } }],
-          },
-        })),
-      );
+      expect(vmis.map(stripServerFields).sort((a, b) => String(a.metadata.name).localeCompare(String(b.metadata.name)))).toEqual(contractVmis(ns, labels));
       await trusted.client.ok(StopLabInstanceDocument, { id: instance.id });
     });
 

@@ -15,6 +15,7 @@ import { createLabWithVms } from './support/catalogue.js';
 import { createAdmin, createUser, type TestUser } from './support/factories.js';
 import { ENGINES, startTestServer, TEST_SECRET, type TestServer } from './support/server.js';
 import { eventually } from './support/wait.js';
+import { contractVmis } from './support/contract-objects.js';
 
 const MANAGED = 'app.kubernetes.io/managed-by';
 
@@ -92,30 +93,7 @@ describe.each(ENGINES)('lab instances on %s', (engine) => {
       spec: { podSelector: {}, policyTypes: ['Ingress'], ingress: [{ from: [{ podSelector: {} }] }] },
     });
     const vmis = cluster.list('virtualmachineinstances', ns).map(stripServerFields);
-    expect(vmis.sort((a, b) => String(a.metadata.name).localeCompare(String(b.metadata.name)))).toEqual(
-      [
-        ['db.internal', 'registry.example.org/vms/image-2:1.2', 3, '3Gi'],
-        ['gateway', 'registry.example.org/vms/image-0:1.0', 1, '1Gi'],
-        ['web-1', 'registry.example.org/vms/image-1:1.1', 2, '2Gi'],
-      ].map(([name, image, cores, memory]) => ({
-        apiVersion: 'kubevirt.io/v1',
-        kind: 'VirtualMachineInstance',
-        metadata: { name, namespace: ns, labels },
-        spec: {
-          domain: {
-            cpu: { cores },
-            resources: { requests: { memory } },
-            devices: {
-              disks: [{ name: 'containerdisk', disk: {} }],
-              interfaces: [{ name: 'default', masquerade: {} }],
-              inputs: [{ name: 'tablet', type: 'tablet', bus: 'usb' }],
-            },
-          },
-          networks: [{ name: 'default', pod: {} }],
-          volumes: [{ name: 'containerdisk', containerDisk: { image } }],
-        },
-      })),
-    );
+    expect(vmis.sort((a, b) => String(a.metadata.name).localeCompare(String(b.metadata.name)))).toEqual(contractVmis(ns, labels));
   });
 
   it('hands out a VNC token and URL that the original proxy and LabVNC accept', async () => {
