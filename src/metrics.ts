@@ -2,6 +2,8 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Operation names are chosen by clients: at most this many distinct ones become labels, the rest "other". */
 const MAX_OPERATION_NAMES = 200;
+/** A longer operation name is "other" too: each label value is held, and sent on every scrape. */
+const MAX_OPERATION_NAME_LENGTH = 100;
 
 /**
  * The server's Prometheus metrics, one registry per app (tests run several apps in one process),
@@ -54,22 +56,22 @@ export class Metrics {
 
   readonly operations = new Counter({
     name: 'lab_orchestrator_graphql_operations_total',
-    help: 'GraphQL operations over HTTP by operation name, type and outcome (OK or the error code).',
-    labelNames: ['operation', 'type', 'code'],
+    help: 'GraphQL operations by operation name, type, transport (http, ws, ws-legacy) and outcome (OK or the error code of the first error); a subscription counts once, when set up.',
+    labelNames: ['operation', 'type', 'transport', 'code'],
     registers: [this.registry],
   });
 
   readonly operationSeconds = new Histogram({
     name: 'lab_orchestrator_graphql_operation_seconds',
-    help: 'Duration of GraphQL operations over HTTP, by operation name and type.',
-    labelNames: ['operation', 'type'],
+    help: 'Duration of GraphQL operations (of a subscription: its set-up), by operation name, type and transport.',
+    labelNames: ['operation', 'type', 'transport'],
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [this.registry],
   });
 
   readonly refusals = new Counter({
     name: 'lab_orchestrator_refusals_total',
-    help: 'Requests refused by a rate limit (RATE_LIMITED) or a quota (QUOTA_EXCEEDED, with the quota).',
+    help: 'Errors answered RATE_LIMITED (a rate limit) or QUOTA_EXCEEDED (a quota, named by the quota label), over any transport.',
     labelNames: ['code', 'quota'],
     registers: [this.registry],
   });
@@ -129,7 +131,7 @@ export class Metrics {
   operationLabel(name: string | null | undefined): string {
     if (!name) return 'anonymous';
     if (this.operationNames.has(name)) return name;
-    if (this.operationNames.size >= MAX_OPERATION_NAMES) return 'other';
+    if (this.operationNames.size >= MAX_OPERATION_NAMES || name.length > MAX_OPERATION_NAME_LENGTH) return 'other';
     this.operationNames.add(name);
     return name;
   }

@@ -54,6 +54,8 @@ export function serveLegacy(
     try {
       const outcome = await handlers.run(connection, id, payload);
       if (!operations.has(id)) {
+        // Stopped (or the socket closed) while it was set up: run tracked it after stop() released it.
+        connection.release(id);
         if ('stream' in outcome) void outcome.stream.return?.();
         return;
       }
@@ -71,6 +73,7 @@ export function serveLegacy(
       connection.release(id);
       if (operations.delete(id)) send({ type: 'complete', id });
     } catch (err) {
+      connection.release(id); // a stream that failed: it runs no more
       if (operations.delete(id)) send({ type: 'error', id, payload: handlers.formatErrors(connection, err) });
     }
   };

@@ -1,25 +1,19 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import {
-  execute,
-  GraphQLError,
-  type DocumentNode,
-  type ExecutionResult,
-  type GraphQLSchema,
-  type OperationDefinitionNode,
-} from 'graphql';
+import { execute, getOperationAST, GraphQLError, type ExecutionResult, type GraphQLSchema, type OperationDefinitionNode } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Context } from '../graphql/context.js';
 import { createPreparer } from '../graphql/documents.js';
 import { reportAndMask } from '../graphql/errors.js';
 import { enforceQueryLimits } from '../graphql/limits.js';
+import { recordOperation, type Transport } from '../graphql/metrics-plugin.js';
 import { sessionChanges, type Viewer } from '../services/account.sessions.js';
 import type { AppDeps } from '../services/index.js';
 import { clientAddress, CLOSE, Connection } from './connection.js';
 import { Fanout } from './fanout.js';
 import { serveLegacy } from './legacy.js';
-import { formatResult, PUSH_TARGET, sharedSubscribe, type SubscribeArgs } from './shared-execution.js';
+import { formatResult, formatStream, PUSH_TARGET, sharedSubscribe, type SubscribeArgs } from './shared-execution.js';
 import { createVncProxy } from './vnc-proxy.js';
 
 export interface WebSocketServers {
@@ -39,11 +33,9 @@ function authorizationOf(params: unknown): string | null {
   return typeof value === 'string' ? value : null;
 }
 
-function operationOf(document: DocumentNode, operationName?: string | null): OperationDefinitionNode | undefined {
-  return document.definitions.find(
-    (d): d is OperationDefinitionNode => d.kind === 'OperationDefinition' && (!operationName || d.name?.value === operationName),
-  );
-}
+/** When a graphql-transport-ws operation started and what it is, carried in its arguments to onOperation. */
+const STARTED = Symbol('operation started');
+type ModernArgs = SubscribeArgs & { [STARTED]?: { at: number; operation: OperationDefinitionNode } };
 
 const toGraphQLError = (err: unknown) =>
   err instanceof GraphQLError ? err : new GraphQLError((err as Error)?.message ?? String(err), { originalError: err as Error });
@@ -136,9 +128,58 @@ export function attachWebSockets(httpServer: Server, schema: GraphQLSchema, deps
     if (prepared.errors) throw { errors: prepared.errors };
     const operationName = typeof payload.operationName === 'string' ? payload.operationName : undefined;
     const variables = (payload.variables && typeof payload.variables === 'object' ? payload.variables : undefined) as Record<string, unknown> | undefined;
-    const operation = operationOf(prepared.document, operationName);
-    if (operation) enforceQueryLimits(schema, prepared.document, operation, variables, g);
+    // As graphql-js and graphql-ws pick it; Apollo answers the same way over HTTP.
+    const operation = getOperationAST(prepared.document, operationName);
+    if (!operation) {
+      const message = operationName ? `Unknown operation named "${operationName}".` : 'Must provide operation name if query contains multiple operations.';
+      throw { errors: [new GraphQLError(message, { extensions: { code: 'OPERATION_RESOLUTION_FAILURE' } })] };
+    }
+    enforceQueryLimits(schema, prepared.document, operation, variables, g);
     return { document: prepared.document, operation, operationName, variables };
+  };
+
+  /** Admits operation `id` on the connection and builds its context; throws the refusal or the context's error. */
+  const admitted = async (connection: Connection, id: string, operation: OperationDefinitionNode): Promise<Context> => {
+    const refused = connection.admit(id, operation.operation);
+    if (refused) throw refused;
+    return connection.contextFor(id).catch((err) => {
+      connection.release(id);
+      throw err;
+    });
+  };
+
+  /** Every operation over either subprotocol counts once (with HTTP's, in the same series). */
+  const record = (transport: Transport, operation: OperationDefinitionNode | undefined, errors: readonly GraphQLError[] | undefined, started: number) => {
+    if (deps.metrics) recordOperation(deps.metrics, transport, { name: operation?.name?.value, type: operation?.operation }, errors, started);
+  };
+
+  /** One legacy-protocol operation: a query's or mutation's result, or a subscription's stream (or the result that refused it). */
+  const runLegacy = async (
+    c: Connection,
+    id: string,
+    request: ReturnType<typeof checked>,
+  ): Promise<{ result: ExecutionResult; contextValue: Context } | { stream: AsyncIterableIterator<unknown> }> => {
+    const contextValue = await admitted(c, id, request.operation);
+    const { document, operation, operationName, variables } = request;
+    const args: SubscribeArgs = { schema, document, variableValues: variables, operationName, contextValue };
+    if (operation.operation !== 'subscription') {
+      try {
+        return { result: await execute(args), contextValue };
+      } finally {
+        c.release(id);
+      }
+    }
+    const outcome = await sharedSubscribe(args).catch((err) => {
+      c.release(id);
+      throw err;
+    });
+    if (!(Symbol.asyncIterator in outcome)) {
+      c.release(id);
+      return { result: outcome, contextValue };
+    }
+    const stream = outcome as AsyncGenerator<ExecutionResult>;
+    c.track(id, contextValue, () => void stream.return(undefined));
+    return { stream: formatStream(stream, contextValue) };
   };
 
   useServer(
@@ -161,26 +202,34 @@ export function attachWebSockets(httpServer: Server, schema: GraphQLSchema, deps
       },
       onSubscribe: async (ctx, id, payload) => {
         const connection = bySocket.get(ctx.extra.socket)!;
+        const started = performance.now();
+        let operation: OperationDefinitionNode | undefined;
         try {
-          const { document, operation, operationName, variables } = checked(payload);
-          const refused = connection.admit(id, operation?.operation);
-          if (refused) throw refused;
-          const contextValue = await connection.contextFor(id).catch((err) => {
-            connection.release(id);
-            throw err;
-          });
-          const args: SubscribeArgs = {
+          const request = checked(payload);
+          operation = request.operation;
+          const contextValue = await admitted(connection, id, operation);
+          const args: ModernArgs = {
             schema,
-            document,
-            variableValues: variables,
-            operationName,
+            document: request.document,
+            variableValues: request.variables,
+            operationName: request.operationName,
             contextValue,
             [PUSH_TARGET]: { fanout, socket: ctx.extra.socket, id },
+            [STARTED]: { at: started, operation },
           };
           return args;
         } catch (err) {
-          return errorsOf(err);
+          const errors = errorsOf(err);
+          record('ws', operation, errors, started);
+          return errors;
         }
+      },
+      // Once per operation, with the result of execute or of the subscription's set-up (never per event).
+      onOperation: (_ctx, _id, _payload, args, result) => {
+        const started = (args as ModernArgs)[STARTED];
+        const outcome = result as ExecutionResult | AsyncIterable<unknown>; // graphql-ws awaited it
+        if (started) record('ws', started.operation, Symbol.asyncIterator in outcome ? undefined : outcome.errors, started.at);
+        return undefined;
       },
       onError: (ctx, _id, payload, errors) => {
         const connection = bySocket.get(ctx.extra.socket)!;
@@ -210,45 +259,18 @@ export function attachWebSockets(httpServer: Server, schema: GraphQLSchema, deps
           return true;
         },
         run: async (c, id, payload) => {
-          const { document, operation, operationName, variables } = checked(payload);
-          const refused = c.admit(id, operation?.operation);
-          if (refused) throw refused;
-          const contextValue = await c.contextFor(id).catch((err) => {
-            c.release(id);
+          const started = performance.now();
+          let operation: OperationDefinitionNode | undefined;
+          try {
+            const request = checked(payload);
+            operation = request.operation;
+            const outcome = await runLegacy(c, id, request);
+            record('ws-legacy', operation, 'result' in outcome ? outcome.result.errors : undefined, started);
+            return 'result' in outcome ? { single: formatResult(outcome.result, outcome.contextValue) } : outcome;
+          } catch (err) {
+            record('ws-legacy', operation, errorsOf(err), started);
             throw err;
-          });
-          const args: SubscribeArgs = { schema, document, variableValues: variables, operationName, contextValue };
-          if (operation?.operation !== 'subscription') {
-            try {
-              return { single: formatResult(await execute(args), contextValue) };
-            } finally {
-              c.release(id);
-            }
           }
-          const outcome = await sharedSubscribe(args).catch((err) => {
-            c.release(id);
-            throw err;
-          });
-          if (!(Symbol.asyncIterator in outcome)) {
-            c.release(id);
-            return { single: formatResult(outcome, contextValue) };
-          }
-          const stream = outcome as AsyncGenerator<ExecutionResult>;
-          c.track(id, contextValue, () => void stream.return(undefined));
-          const formatted: AsyncIterableIterator<unknown> = {
-            next: async () => {
-              const item = await stream.next();
-              return item.done ? { value: undefined, done: true } : { value: formatResult(item.value, contextValue), done: false };
-            },
-            return: async () => {
-              await stream.return(undefined);
-              return { value: undefined, done: true };
-            },
-            [Symbol.asyncIterator]() {
-              return this;
-            },
-          };
-          return { stream: formatted };
         },
         formatErrors: (c, err) => errorsOf(err).map((e) => reportAndMask(c.scope, e)),
       },

@@ -21,6 +21,23 @@ export type SubscribeArgs = ExecutionArgs & { [PUSH_TARGET]?: PushTarget };
 export const formatResult = (result: ExecutionResult, context: Context): FormattedExecutionResult =>
   result.errors ? { ...result, errors: result.errors.map((e) => reportAndMask(context, e)) } : result;
 
+/** A subscription's results, each formatted as formatResult does (the legacy protocol sends them as they come). */
+export function formatStream(stream: AsyncGenerator<ExecutionResult>, context: Context): AsyncIterableIterator<FormattedExecutionResult> {
+  return {
+    next: async () => {
+      const item = await stream.next();
+      return item.done ? { value: undefined, done: true } : { value: formatResult(item.value, context), done: false };
+    },
+    return: async () => {
+      await stream.return(undefined);
+      return { value: undefined, done: true };
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
 interface Shared {
   result: Promise<ExecutionResult> | ExecutionResult;
   json?: Promise<string> | string;
