@@ -8,6 +8,11 @@
  *   is put into the errors this module throws.
  * - Authentication is by client certificates from a throwaway CA; the admin user is in `system:masters`.
  *   Authorization is RBAC. No nodes, no scheduler, no kubelet: pods are stored but never run.
+ * - The aggregation layer is set up as kubeadm does it: a front-proxy CA of its own, the API server's
+ *   front-proxy client certificate (CN `front-proxy-client`) and the `--requestheader-*` flags, which the
+ *   API server publishes in kube-system/extension-apiserver-authentication. With `virtApiTls` (a serving
+ *   certificate for `virt-api.kubevirt.svc`) an aggregated API server can be registered by an APIService:
+ *   test/support/virt-api.ts does so for KubeVirt's subresources.
  * - kube-controller-manager runs the namespace, garbage-collector and service-account controllers, so a
  *   deleted namespace really goes away and objects with deleted owners are collected.
  * - The API server's watch cache is off by default, so watches are served by etcd itself and `compact()`
@@ -61,6 +66,8 @@ export interface ControlPlane {
   readonly etcdUrl: string;
   /** PEM of the cluster CA and of the admin client certificate and key, for HTTPS clients. */
   readonly tls: { readonly ca: string; readonly cert: string; readonly key: string };
+  /** PEM serving certificate and key of `virt-api.kubevirt.svc`, signed by the cluster CA (`tls.ca`). */
+  readonly virtApiTls: { readonly cert: string; readonly key: string };
   /** Runs the built kubectl as admin against this control plane. `input` goes to its standard input. */
   kubectl(args: readonly string[], options?: { input?: string; timeoutMs?: number }): Promise<KubectlResult>;
   /** One HTTPS request to the API server as admin; a JSON `body` is sent as application/json unless told. */
@@ -153,6 +160,7 @@ class Plane {
   server = '';
   etcdUrl = '';
   tls = { ca: '', cert: '', key: '' };
+  virtApiTls = { cert: '', key: '' };
   private readonly children = new Map<string, ChildProcess>();
   private apiServerArgs: string[] = [];
   private watchdog: ChildProcess | undefined;
@@ -180,6 +188,7 @@ class Plane {
       dir: this.dir,
       etcdUrl: this.etcdUrl,
       tls: this.tls,
+      virtApiTls: this.virtApiTls,
       kubectl: (args, options) => this.kubectl(args, options),
       request: (method, path, options) => this.request(method, path, options),
       restartApiServer: () => this.restartApiServer(),
@@ -198,35 +207,53 @@ class Plane {
       if (result.code !== 0) throw new Error(`openssl ${args.join(' ')} failed (exit ${result.code}):\n${tail(result.stderr)}`);
     };
     const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-    await run([
-      'req', '-x509', ...ecKey, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '7',
-      '-subj', `/CN=lab-orchestrator-test-ca-${randomBytes(4).toString('hex')}`,
-      '-addext', 'basicConstraints=critical,CA:TRUE',
-      '-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
-    ]);
-    const issue = async (name: string, subject: string, extensions: string[]) => {
+    const makeCa = (name: string, cn: string) =>
+      run([
+        'req', '-x509', ...ecKey, '-keyout', `${name}.key`, '-out', `${name}.crt`, '-days', '7',
+        '-subj', `/CN=${cn}-${randomBytes(4).toString('hex')}`,
+        '-addext', 'basicConstraints=critical,CA:TRUE',
+        '-addext', 'keyUsage=critical,keyCertSign,cRLSign,digitalSignature',
+      ]);
+    const issue = async (name: string, subject: string, extensions: string[], ca = 'ca') => {
       await run(['req', '-new', ...ecKey, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subject]);
       await writeFile(join(pki, `${name}.ext`), [...extensions, 'basicConstraints=critical,CA:FALSE', ''].join('\n'));
       await run([
-        'x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
+        'x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial',
         '-out', `${name}.crt`, '-days', '7', '-extfile', `${name}.ext`,
       ]);
     };
-    await issue('apiserver', '/CN=kube-apiserver', [
-      'keyUsage=critical,digitalSignature,keyEncipherment',
-      'extendedKeyUsage=serverAuth',
-      // 10.0.0.1: the `kubernetes` Service's address in --service-cluster-ip-range.
-      'subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,' +
-        'DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local',
-    ]);
+    const server = ['keyUsage=critical,digitalSignature,keyEncipherment', 'extendedKeyUsage=serverAuth'];
     const client = ['keyUsage=critical,digitalSignature,keyEncipherment', 'extendedKeyUsage=clientAuth'];
-    await issue('admin', '/O=system:masters/CN=lab-orchestrator-test-admin', client);
-    await issue('controller-manager', '/CN=system:kube-controller-manager', client);
-    // The service-account token signing key.
-    await run(['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', 'sa.key']);
-    await run(['pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub']);
+    // Three independent chains at once (each CA has its own serial file).
+    await Promise.all([
+      (async () => {
+        await makeCa('ca', 'lab-orchestrator-test-ca');
+        await issue('apiserver', '/CN=kube-apiserver', [
+          ...server,
+          // 10.0.0.1: the `kubernetes` Service's address in --service-cluster-ip-range.
+          'subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,' +
+            'DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local',
+        ]);
+        await issue('admin', '/O=system:masters/CN=lab-orchestrator-test-admin', client);
+        await issue('controller-manager', '/CN=system:kube-controller-manager', client);
+        // The aggregator verifies an APIService's server as <service>.<namespace>.svc (kube-aggregator
+        // pkg/controllers/status/remote BuildTransportConfig), against the APIService's caBundle.
+        await issue('virt-api', '/CN=virt-api.kubevirt.svc', [...server, 'subjectAltName=DNS:virt-api.kubevirt.svc']);
+      })(),
+      (async () => {
+        // kubeadm's names: front-proxy-ca signs the API server's client certificate for aggregated servers.
+        await makeCa('front-proxy-ca', 'lab-orchestrator-test-front-proxy-ca');
+        await issue('front-proxy-client', '/CN=front-proxy-client', client, 'front-proxy-ca');
+      })(),
+      (async () => {
+        // The service-account token signing key.
+        await run(['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', 'sa.key']);
+        await run(['pkey', '-in', 'sa.key', '-pubout', '-out', 'sa.pub']);
+      })(),
+    ]);
     const read = (file: string) => readFile(join(pki, file), 'utf8');
     this.tls = { ca: await read('ca.crt'), cert: await read('admin.crt'), key: await read('admin.key') };
+    this.virtApiTls = { cert: await read('virt-api.crt'), key: await read('virt-api.key') };
   }
 
   private async writeKubeconfig(file: string, server: string, user: string) {
@@ -307,6 +334,17 @@ class Plane {
         // On SIGTERM, end open watches within this time instead of waiting for them (restartApiServer).
         '--shutdown-watch-termination-grace-period=2s',
         `--watch-cache=${this.watchCache}`,
+        // The aggregation layer (kubeadm's flags). Aggregator routing stays off: the default resolver
+        // (ResolveCluster, k8s.io/apiserver pkg/util/proxy) dials an ExternalName Service's name, which is
+        // how test/support/virt-api.ts reaches a server on loopback (an EndpointSlice may not hold
+        // 127.0.0.1, and no kube-proxy serves a ClusterIP).
+        `--requestheader-client-ca-file=${pki('front-proxy-ca.crt')}`,
+        '--requestheader-allowed-names=front-proxy-client',
+        '--requestheader-username-headers=X-Remote-User',
+        '--requestheader-group-headers=X-Remote-Group',
+        '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+        `--proxy-client-cert-file=${pki('front-proxy-client.crt')}`,
+        `--proxy-client-key-file=${pki('front-proxy-client.key')}`,
         '--profiling=false',
       ];
       await this.writeKubeconfig(this.kubeconfigPath, this.server, 'admin');

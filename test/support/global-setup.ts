@@ -17,6 +17,9 @@
  * KubeVirt's and the kubelet's part on that cluster (test/support/kubevirt-controller.ts) runs here too,
  * once: two controllers on one cluster (one per test worker) would both create launcher pods for the
  * same VMI. Test files that need other timings or faults start a control plane and controller of their own.
+ * So does virt-api's VNC subresource (test/support/virt-api.ts: an aggregated API server behind the
+ * APIService v1.subresources.kubevirt.io, one per cluster), whose inspection address is handed over as
+ * `inject('realClusterVirtApi')`.
  */
 import { writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -25,6 +28,7 @@ import type { TestProject } from 'vitest/node';
 import { startControlPlane, type ControlPlane } from './control-plane.js';
 import { KubeVirtController } from './kubevirt-controller.js';
 import { startPostgresCluster } from './postgres.js';
+import { startVirtApi, type VirtApiStandIn } from './virt-api.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -34,6 +38,8 @@ declare module 'vitest' {
     realClusterKubeconfig: string;
     /** Admin kubeconfig (system:masters) of the shared real control plane, or ''. */
     realClusterAdminKubeconfig: string;
+    /** Inspection URL of the shared control plane's stand-in virt-api (`vncConsoleOf`), or ''. */
+    realClusterVirtApi: string;
   }
 }
 
@@ -110,10 +116,12 @@ async function setupRealCluster(project: TestProject): Promise<() => Promise<voi
   if (!testClusters().includes('real')) {
     project.provide('realClusterKubeconfig', '');
     project.provide('realClusterAdminKubeconfig', '');
+    project.provide('realClusterVirtApi', '');
     return async () => {};
   }
   const started = Date.now();
   let plane: ControlPlane | undefined;
+  let virtApi: VirtApiStandIn | undefined;
   const controller = new KubeVirtController({
     vmReadySeconds: 1,
     podTerminationMs: 200,
@@ -121,12 +129,21 @@ async function setupRealCluster(project: TestProject): Promise<() => Promise<voi
   });
   try {
     plane = await startControlPlane({ log: (line) => console.log(line) });
-    const { kubeconfig } = await installDeploy(plane);
-    await controller.start(plane.kubeconfigPath);
+    // Independent of each other: at once, each to its end (so that a failure leaves nothing running).
+    const [deployed, controlled, standIn] = await Promise.allSettled([
+      installDeploy(plane),
+      controller.start(plane.kubeconfigPath),
+      startVirtApi(plane),
+    ]);
+    if (standIn.status === 'fulfilled') virtApi = standIn.value;
+    for (const part of [deployed, controlled, standIn]) if (part.status === 'rejected') throw part.reason;
+    const { kubeconfig } = (deployed as PromiseFulfilledResult<{ kubeconfig: string }>).value;
     console.log(`[global-setup] real control plane at ${plane.server} with deploy/ applied (ready in ${Date.now() - started} ms)`);
     project.provide('realClusterKubeconfig', kubeconfig);
     project.provide('realClusterAdminKubeconfig', plane.kubeconfigPath);
+    project.provide('realClusterVirtApi', virtApi!.inspectUrl);
   } catch (error) {
+    await virtApi?.stop();
     await controller.stop();
     await plane?.stop();
     throw new Error(
@@ -135,7 +152,9 @@ async function setupRealCluster(project: TestProject): Promise<() => Promise<voi
     );
   }
   const running = plane;
+  const runningVirtApi = virtApi;
   return async () => {
+    await runningVirtApi?.stop();
     await controller.stop();
     await running.stop();
     if (controller.differences.length) console.log(`[global-setup] KubeVirt controller on the real control plane:\n${controller.report()}`);
