@@ -14,6 +14,7 @@ export interface KubeObject {
     namespace?: string;
     uid?: string;
     labels?: Record<string, string>;
+    annotations?: Record<string, string>;
     resourceVersion?: string;
     deletionTimestamp?: string | Date;
     creationTimestamp?: string | Date;
@@ -26,6 +27,11 @@ export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
 export interface InformerOptions {
   labelSelector: string;
+  /**
+   * What the cache holds of what the selector lets through (a selector cannot say "this value or no
+   * label"); an object that stops passing is reported DELETED. Default: everything.
+   */
+  keep?: (obj: KubeObject) => boolean;
   requestTimeoutMs: number;
   /** A watch that sends nothing (not even a bookmark) for this long is restarted. */
   stallTimeoutMs: number;
@@ -214,9 +220,14 @@ export class Informer {
     if (obj?.metadata?.resourceVersion) this.resourceVersion = obj.metadata.resourceVersion;
     if (type === 'BOOKMARK') return;
     if (type !== 'ADDED' && type !== 'MODIFIED' && type !== 'DELETED') return;
-    if (type === 'DELETED') this.remove(obj);
+    let event: WatchEventType = type;
+    if (this.options.keep && !this.options.keep(obj)) {
+      if (!this.cache.has(keyOf(obj))) return; // never held: nothing to report
+      event = 'DELETED'; // it left what the cache keeps
+    }
+    if (event === 'DELETED') this.remove(obj);
     else this.put(obj);
-    this.handlers.onEvent(this.kind, type, obj);
+    this.handlers.onEvent(this.kind, event, obj);
   }
 
   private armStallTimer(generation: number): void {
@@ -246,7 +257,9 @@ export class Informer {
     this.retryTimer.unref();
   }
 
-  private replaceCache(items: KubeObject[]): void {
+  private replaceCache(listed: KubeObject[]): void {
+    const keep = this.options.keep;
+    const items = keep ? listed.filter(keep) : listed;
     const fresh = new Map(items.map((o) => [keyOf(o), o]));
     // Objects that vanished while the watch was down: report them as deleted.
     for (const [key, old] of this.cache) if (!fresh.has(key)) this.handlers.onEvent(this.kind, 'DELETED', old);

@@ -1,12 +1,14 @@
 import type { Config } from '../config.js';
 import type { Orm } from '../db.js';
+import { AdoptionClient } from '../k8s/adoption.js';
 import type { Logger } from '../logger.js';
 import { pruneExpired } from '../services/housekeeping.js';
+import { adoptNamespaces } from '../services/lab-instance.adoption.js';
 import { collectOrphans, expireInstances, recoverInstances } from '../services/lab-instance.recovery.js';
 import type { LabInstanceDeps } from '../services/lab-instance.service.js';
 import type { Reconciler } from './lab-instance.reconciler.js';
 
-export type Duty = 'expiry' | 'recovery' | 'gc' | 'housekeeping';
+export type Duty = 'expiry' | 'recovery' | 'adoption' | 'gc' | 'housekeeping';
 
 const HOUSEKEEPING_EVERY_MS = 3600_000;
 
@@ -18,16 +20,20 @@ export interface Leadership {
 /**
  * The periodic duties, run by the leader only, every STATUS_RESYNC_SECONDS: expiry (lifetimes, in any
  * status but STOPPING and STOPPED), crash recovery (PENDING and STOPPING for too long; PENDING past the
- * start deadline), garbage collection of orphaned namespaces, and hourly housekeeping of expired rows.
+ * start deadline), adoption of an older server's unlabelled namespaces that this deployment's instances
+ * name, garbage collection of orphaned namespaces, and hourly housekeeping of expired rows.
  * Watches, status writes and subscriptions stay on every replica (the reconciler).
  */
 export class Duties {
   /** Passes run by this replica, per duty (the tests and the metrics read them). */
-  readonly runs: Record<Duty, number> = { expiry: 0, recovery: 0, gc: 0, housekeeping: 0 };
+  readonly runs: Record<Duty, number> = { expiry: 0, recovery: 0, adoption: 0, gc: 0, housekeeping: 0 };
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private lastHousekeeping = Date.now();
   private stopped = true;
+  private readonly adoption: AdoptionClient;
+  /** Unlabelled namespaces left alone, with why: each is logged once. */
+  private readonly leftAlone = new Map<string, string>();
 
   constructor(
     private readonly orm: Orm,
@@ -37,7 +43,9 @@ export class Duties {
     private readonly config: Config,
     private readonly logger: Logger,
     private readonly observe?: (duty: Duty, seconds: number, result: number) => void,
-  ) {}
+  ) {
+    this.adoption = new AdoptionClient(deps.kube.kubeConfig, config.kubernetes.requestTimeoutMs);
+  }
 
   start(): void {
     this.stopped = false;
@@ -59,6 +67,7 @@ export class Duties {
     const em = () => this.orm.em.fork();
     await this.run('expiry', () => expireInstances(em(), this.deps));
     await this.run('recovery', () => recoverInstances(em(), this.deps, (name) => this.reconciler.informers.namespaces.get(undefined, name)));
+    await this.run('adoption', () => adoptNamespaces(em(), this.deps, this.adoption, this.reconciler.unadoptedNamespaces(), this.leftAlone));
     await this.run('gc', () => collectOrphans(em(), this.deps, this.reconciler.namespaces()));
     if (Date.now() - this.lastHousekeeping >= HOUSEKEEPING_EVERY_MS) {
       this.lastHousekeeping = Date.now();

@@ -9,7 +9,7 @@ import { deriveState } from '../services/lab-instance.state.js';
 import { readInstanceRows, writeInstanceStates, type InstanceRow, type StateWrite } from '../services/lab-instance.rows.js';
 import type { LabInstanceDeps } from '../services/lab-instance.service.js';
 import { Informer, type KubeObject, type WatchedKind } from '../k8s/informer.js';
-import { instanceIdOf, managedSelector } from '../k8s/templates/labels.js';
+import { ADOPTED_AT, LABEL, anyDeploymentSelector, instanceIdOf, managedSelector, ownOrUnadopted } from '../k8s/templates/labels.js';
 
 const KINDS: WatchedKind[] = ['namespaces', 'pods', 'virtualmachineinstances'];
 
@@ -83,8 +83,16 @@ export class Reconciler {
       },
       onRestart: (kind: WatchedKind, cause: 'error' | 'stall') => this.deps.metrics?.watchRestarts.inc({ kind, cause }),
     };
+    // Namespaces: every managed one is watched, and those of other deployments dropped as they arrive,
+    // so that an older server's (no deployment label) is seen, and its adoption is one MODIFIED event.
+    const namespaceOptions = {
+      ...options,
+      labelSelector: anyDeploymentSelector(),
+      keep: (obj: KubeObject) => ownOrUnadopted(obj.metadata.labels, config.deploymentId),
+    };
     const kc = deps.kube.kubeConfig;
-    this.informers = Object.fromEntries(KINDS.map((kind) => [kind, new Informer(kind, kc, options, handlers, logger)])) as Record<
+    const optionsOf = (kind: WatchedKind) => (kind === 'namespaces' ? namespaceOptions : options);
+    this.informers = Object.fromEntries(KINDS.map((kind) => [kind, new Informer(kind, kc, optionsOf(kind), handlers, logger)])) as Record<
       WatchedKind,
       Informer
     >;
@@ -193,7 +201,12 @@ export class Reconciler {
 
   /** The namespaces of this deployment in the watch cache (for the leader's garbage collection). */
   namespaces(): KubeObject[] {
-    return [...this.informers.namespaces.all()];
+    return [...this.informers.namespaces.all()].filter((ns) => ns.metadata.labels?.[LABEL.deployment] === this.config.deploymentId);
+  }
+
+  /** The managed namespaces of no deployment (an older server's) in the watch cache, for the leader's adoption. */
+  unadoptedNamespaces(): KubeObject[] {
+    return [...this.informers.namespaces.all()].filter((ns) => ns.metadata.labels?.[LABEL.deployment] === undefined);
   }
 
   /**
@@ -242,6 +255,7 @@ export class Reconciler {
   private derive(row: InstanceRow): StateWrite | undefined {
     const ns = row.namespace || undefined;
     const namespace = ns ? this.informers.namespaces.get(undefined, ns) : undefined;
+    if (namespace && this.awaitingAdoption(row, namespace)) return undefined;
     this.collectGarbage(row, namespace);
     const derived = deriveState({
       status: row.status,
@@ -271,6 +285,19 @@ export class Reconciler {
       updatedAt: derived.status !== row.status ? now : row.updatedAt,
       stoppedAt: derived.status === LabInstanceStatus.STOPPED ? (row.stoppedAt ?? now) : (row.stoppedAt ?? null),
     };
+  }
+
+  /**
+   * An older server's namespace is held as it is, neither derived nor collected: while it carries no
+   * deployment label (its VMIs are not watched yet; the leader adopts it), and for a while after its
+   * adoption until every VMI of the instance is seen (the leader labels them first, but the watches
+   * deliver in no common order), so that a READY instance never looks half gone.
+   */
+  private awaitingAdoption(row: InstanceRow, namespace: KubeObject): boolean {
+    if (namespace.metadata.labels?.[LABEL.deployment] === undefined) return true;
+    const adoptedAt = Date.parse(namespace.metadata.annotations?.[ADOPTED_AT] ?? '');
+    if (!(Date.now() - adoptedAt < ABSENCE_GRACE_MS)) return false;
+    return row.vms.some((vm) => !this.informers.virtualmachineinstances.get(namespace.metadata.name, vm.name));
   }
 
   /**

@@ -1,7 +1,7 @@
 import type { EntityManager } from '@mikro-orm/core';
 import { LabInstance, LabInstanceStatus } from '../entities/index.js';
 import type { KubeObject } from '../k8s/informer.js';
-import { instanceIdOf } from '../k8s/templates/labels.js';
+import { LABEL, instanceIdOf } from '../k8s/templates/labels.js';
 import { snapshotOf } from './lab-instance.events.js';
 import { readInstanceRows, transition, type InstanceRow } from './lab-instance.rows.js';
 import { stopInstance, type LabInstanceDeps } from './lab-instance.service.js';
@@ -108,13 +108,15 @@ export function orphanReason(namespace: KubeObject, row: InstanceRow | undefined
 }
 
 /**
- * Garbage collection: deletes each managed namespace of this deployment (the watches select on its
- * label, so another deployment's are never seen) that no active instance accounts for, once it is
- * older than GC_GRACE_SECONDS. Resolves with how many deletions were asked.
+ * Garbage collection: deletes each managed namespace of this deployment (`namespaces` holds only those
+ * labelled with it: another deployment's never reach the watch cache, and an older server's unlabelled
+ * ones are adopted first, or left alone) that no active instance accounts for, once it is older than
+ * GC_GRACE_SECONDS. Resolves with how many deletions were asked.
  */
 export async function collectOrphans(em: EntityManager, deps: LabInstanceDeps, namespaces: KubeObject[], now = Date.now()): Promise<number> {
   const grace = deps.config.lifecycle.gcGraceMs;
   const candidates = namespaces.filter((ns) => {
+    if (ns.metadata.labels?.[LABEL.deployment] !== deps.config.deploymentId) return false; // never another's, nor an unadopted one
     if (ns.metadata.deletionTimestamp || ns.status?.phase === 'Terminating') return false;
     const created = ns.metadata.creationTimestamp ? new Date(ns.metadata.creationTimestamp).getTime() : now;
     return now - created >= grace;

@@ -17,6 +17,25 @@ export function managedSelector(deploymentId: string): string {
   return `${LABEL.managedBy}=${MANAGED_BY},${LABEL.deployment}=${deploymentId}`;
 }
 
+/** Selects the managed objects of no deployment: made by a server older than DEPLOYMENT_ID, not adopted yet. */
+export function unadoptedSelector(): string {
+  return `${LABEL.managedBy}=${MANAGED_BY},!${LABEL.deployment}`;
+}
+
+/** Selects every managed object, of any deployment or none (the namespace watch, which keeps `ownOrUnadopted`). */
+export function anyDeploymentSelector(): string {
+  return `${LABEL.managedBy}=${MANAGED_BY}`;
+}
+
+/** The object is this deployment's, or an older server's that no deployment has adopted yet. */
+export function ownOrUnadopted(labels: Record<string, string> | undefined, deploymentId: string): boolean {
+  const deployment = labels?.[LABEL.deployment];
+  return deployment === undefined || deployment === deploymentId;
+}
+
+/** Set on a namespace when it is adopted: when (ISO 8601), for operators and for the status watch. */
+export const ADOPTED_AT = 'lab-orchestrator.io/adopted-at';
+
 export interface InstanceRef {
   instanceId: number;
   labId: number;
