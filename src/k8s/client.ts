@@ -15,6 +15,7 @@ import {
 import { ConfigError, type Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { KUBEVIRT_GROUP, KUBEVIRT_VERSION, VMI_PLURAL, type VirtualMachineInstance } from './templates/instance.js';
+import { watch, type WatchCallback, type WatchDone } from './watch.js';
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
@@ -131,6 +132,17 @@ export class KubeClient {
   /** An update with body.metadata.resourceVersion: fails with status 409 when the lease changed since it was read. */
   replaceLease(namespace: string, name: string, body: V1Lease): Promise<V1Lease> {
     return this.call('update lease', () => this.coordination.replaceNamespacedLease({ namespace, name, body }));
+  }
+
+  /**
+   * Watches the one lease named (fieldSelector metadata.name, which the API server authorizes against
+   * RBAC resourceNames, as for get: k8s.io/apiserver pkg/endpoints/request/requestinfo.go). Without a
+   * resourceVersion: the lease as it is comes first (ADDED), then its changes, as raw JSON objects.
+   * Resolves once the API server answered; every failure goes to `done`, as with watch().
+   */
+  watchLease(namespace: string, name: string, timeoutSeconds: number, onEvent: WatchCallback, done: WatchDone): Promise<AbortController> {
+    const path = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;
+    return watch(this.kubeConfig, path, { fieldSelector: `metadata.name=${name}`, timeoutSeconds }, onEvent, done);
   }
 
   createNamespace(body: V1Namespace): Promise<unknown> {
