@@ -1,12 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
+import type { NetConnectOpts } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { AccountChange } from '../services/account.events.js';
 import type { AppDeps } from '../services/index.js';
 import { verifyVncToken } from '../services/lab-instance.vnc.js';
 import { ActivityRecorder, instanceEnded, openVncAccess, reviewVncHolders, type VncEnd, type VncHolder } from '../services/lab-instance.vnc-access.js';
 import { closeFrame, FrameReader, OPCODE } from './vnc-frames.js';
+import { UpstreamReads } from './vnc-reads.js';
 import { RfbClientStream } from './vnc-rfb.js';
 
 /**
@@ -135,12 +137,14 @@ function acceptHandshake(req: IncomingMessage, socket: Duplex): string | false {
 }
 
 /**
- * Writes `chunk` to `to`; while more than HIGH_WATER bytes wait to be sent there, `from` is paused,
- * and resumed when they have drained (TCP backpressure both ways, a bounded buffer in between).
+ * Writes `chunk` to `to` (through `reads` when it lies in one of their buffers); while more than
+ * HIGH_WATER bytes wait to be sent there, `from` is paused, and resumed when they have drained (TCP
+ * backpressure both ways, a bounded buffer in between).
  */
-function forward(from: Duplex, to: Duplex, chunk: Buffer): void {
+function forward(from: Duplex, to: Duplex, chunk: Buffer, reads?: UpstreamReads): void {
   if (!chunk.length || to.destroyed) return;
-  to.write(chunk);
+  if (reads) reads.write(to, chunk);
+  else to.write(chunk);
   if (to.writableLength > HIGH_WATER && !from.isPaused()) {
     from.pause();
     to.once('drain', () => from.resume());
@@ -163,6 +167,8 @@ class Session {
   });
   /** KubeVirt to browser: boundaries only. */
   private readonly fromUpstream = new FrameReader();
+  /** KubeVirt's socket reads into these buffers. */
+  private readonly reads = new UpstreamReads();
   /** The close frame to send once the frame under way has been relayed. */
   private closing?: Buffer;
 
@@ -213,7 +219,7 @@ class Session {
     }
     if (this.ended) return;
     const key = randomBytes(16).toString('base64');
-    const request = (url.protocol === 'https:' ? https : http).request({
+    const requestOptions: https.RequestOptions & Pick<NetConnectOpts, 'onread'> = {
       ...options,
       protocol: url.protocol,
       hostname: url.hostname.replace(/^\[|\]$/g, ''),
@@ -228,7 +234,11 @@ class Session {
         'Sec-WebSocket-Version': '13',
         'Sec-WebSocket-Protocol': 'plain.kubevirt.io',
       },
-    });
+      // The agent passes it on to net.connect or tls.connect (UpstreamReads says why).
+      onread: this.reads.onread,
+    };
+    const request = (url.protocol === 'https:' ? https : http).request(requestOptions);
+    request.on('socket', (socket) => this.reads.handshakeOn(socket));
     const timeout = setTimeout(() => request.destroy(new Error('no answer in time')), deps.config.vnc.upstreamTimeoutMs);
     request.on('response', (res) => {
       clearTimeout(timeout);
@@ -264,7 +274,8 @@ class Session {
     upstream.on('error', () => this.upstreamGone());
     upstream.on('end', () => this.upstreamGone());
     upstream.on('close', () => this.upstreamGone());
-    upstream.on('data', (chunk: Buffer) => this.fromKubeVirt(chunk));
+    upstream.on('data', (chunk: Buffer) => this.fromKubeVirt(chunk)); // a socket without `onread` (through a proxy agent)
+    this.reads.relayTo((chunk) => this.fromKubeVirt(chunk, true));
     client.on('data', (chunk: Buffer) => {
       this.fromClient.consume(chunk);
       forward(client, upstream, chunk);
@@ -277,14 +288,16 @@ class Session {
     client.resume();
   }
 
-  private fromKubeVirt(chunk: Buffer): void {
+  /** `owned`: `chunk` lies in a buffer of `reads`. */
+  private fromKubeVirt(chunk: Buffer, owned = false): void {
+    const reads = owned ? this.reads : undefined;
     if (!this.closing) {
       this.fromUpstream.consume(chunk);
-      return forward(this.upstream!, this.client, chunk);
+      return forward(this.upstream!, this.client, chunk, reads);
     }
     // Ending: finish the frame under way, then the proxy's close frame.
     const n = this.fromUpstream.consume(chunk, true);
-    forward(this.upstream!, this.client, chunk.subarray(0, n));
+    forward(this.upstream!, this.client, chunk.subarray(0, n), reads);
     if (this.fromUpstream.atBoundary) this.sendClose();
   }
 
@@ -358,6 +371,8 @@ class Session {
   /** The browser went away: nothing to tell it. */
   private drop(): void {
     this.upstream?.destroy();
+    // The HTTP server's sockets allow half-open: without our FIN a browser that closed first waits for its timeout.
+    this.client.end();
     if (this.ended) return;
     this.ended = true;
     clearTimeout(this.timer);
