@@ -67,7 +67,9 @@ describe.each(ENGINES)('what an anonymous client can make the server hold, on %s
     });
   });
 
-  describe('held after the requests', () => {
+  // Each starts a server in a child process and sends hundreds of large requests: minutes, not seconds,
+  // on a loaded two-core machine.
+  describe('held after the requests', { timeout: 120_000 }, () => {
     let child: ChildServer | undefined;
     afterEach(async () => {
       await child?.stop();

@@ -8,6 +8,7 @@ import { startLoggedServer } from './support/accounts.js';
 import { LabsDocument } from './generated/graphql.js';
 import { GqlClient } from './support/graphql-client.js';
 import { ENGINES, startTestServer, testDatabaseEnv, type TestServer } from './support/server.js';
+import { eventually } from './support/wait.js';
 
 describe.each(ENGINES)('the server on %s', (engine) => {
   let server: TestServer;
@@ -19,9 +20,14 @@ describe.each(ENGINES)('the server on %s', (engine) => {
 
   it('answers /healthz, and /readyz once the database and the watches are usable', async () => {
     expect(await (await fetch(`${base()}/healthz`)).json()).toEqual({ status: 'ok' });
-    const ready = await fetch(`${base()}/readyz`);
-    expect(ready.status).toBe(200);
-    expect(await ready.json()).toEqual({ status: 'ready', database: true, kubernetes: true });
+    // The watches list in the background after start-up; until then /readyz says which part is missing.
+    await eventually(async () => {
+      const ready = await fetch(`${base()}/readyz`);
+      const body = await ready.json();
+      if (ready.status === 503) expect(body).toEqual({ status: 'not ready', database: true, kubernetes: false });
+      expect(ready.status).toBe(200);
+      expect(body).toEqual({ status: 'ready', database: true, kubernetes: true });
+    }, 15_000);
   });
 
   it('shows GraphiQL to a browser from the server itself, with no external requests', async () => {
