@@ -30,7 +30,7 @@ import {
 import { createLabWithVms } from './support/catalogue.js';
 import { startControlPlane, type ControlPlane } from './support/control-plane.js';
 import { createAdmin, createUser, type TestUser } from './support/factories.js';
-import { installDeploy, writeTokenKubeconfig } from './support/global-setup.js';
+import { installDeploy, serviceAccountKubeconfig, writeTokenKubeconfig } from './support/global-setup.js';
 import { KubeApi, KubeVirtController } from './support/kubevirt-controller.js';
 import { CLUSTERS, ENGINES, startTestServer, type TestServer } from './support/server.js';
 import { graphqlWsClient, subscribeGraphqlWs, type Received } from './support/subscriptions.js';
@@ -108,27 +108,6 @@ async function expectGone(admin: KubeApi, namespace: string) {
   expect((await admin.call('GET', VMIS(namespace))).body.items).toEqual([]);
   expect((await admin.call('GET', `/api/v1/namespaces/${namespace}/pods`)).body.items).toEqual([]);
   expect((await admin.call('GET', `/apis/networking.k8s.io/v1/namespaces/${namespace}/networkpolicies`)).body.items).toEqual([]);
-}
-
-/** A service account of our own in lab-orchestrator's namespace, optionally bound to a ClusterRole of `rules`; its token's kubeconfig. */
-async function serviceAccountKubeconfig(admin: KubeApi, name: string, rules: unknown[] | undefined, dir: string): Promise<string> {
-  const ns = 'lab-orchestrator';
-  await admin.call('POST', `/api/v1/namespaces/${ns}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name } });
-  if (rules) {
-    await admin.call('POST', '/apis/rbac.authorization.k8s.io/v1/clusterroles', {
-      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name }, rules,
-    });
-    await admin.call('POST', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
-      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
-      subjects: [{ kind: 'ServiceAccount', name, namespace: ns }],
-    });
-  }
-  const request = { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } };
-  const token = (await admin.call('POST', `/api/v1/namespaces/${ns}/serviceaccounts/${name}/token`, request)).body.status.token as string;
-  const file = join(dir, `${name}.kubeconfig`);
-  await writeTokenKubeconfig(file, admin.connection.server, admin.connection.ca, token, name);
-  return file;
 }
 
 /**

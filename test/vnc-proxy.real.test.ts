@@ -20,7 +20,7 @@ import type { Logger } from '../src/logger.js';
 import { CreateImageDocument, CreateLabDocument, LabInstanceStatusDocument, StartLabDocument, StopLabInstanceDocument, type LabInstanceStatusSubscription } from './generated/graphql.js';
 import { createLabWithVms } from './support/catalogue.js';
 import { createAdmin, createUser, type TestUser } from './support/factories.js';
-import { writeTokenKubeconfig } from './support/global-setup.js';
+import { serviceAccountKubeconfig } from './support/global-setup.js';
 import { KubeApi } from './support/kubevirt-controller.js';
 import { CLUSTERS, ENGINES, startTestServer, type TestServer } from './support/server.js';
 import { graphqlWsClient, subscribeGraphqlWs } from './support/subscriptions.js';
@@ -179,18 +179,7 @@ describe.skipIf(!CLUSTERS.includes('real'))('the VNC console proxy through a rea
       const deployRules = (await admin.call('GET', '/apis/rbac.authorization.k8s.io/v1/clusterroles/lab-orchestrator')).body.rules as Array<{ apiGroups: string[] }>;
       const vncRule = deployRules.find((r) => r.apiGroups.includes('subresources.kubevirt.io'));
       expect(vncRule).toEqual({ apiGroups: ['subresources.kubevirt.io'], resources: ['virtualmachineinstances/vnc'], verbs: ['get'] });
-      const role = { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name }, rules: deployRules.filter((r) => r !== vncRule) };
-      await admin.call('POST', `/api/v1/namespaces/${SA_NAMESPACE}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name } });
-      await admin.call('POST', '/apis/rbac.authorization.k8s.io/v1/clusterroles', role);
-      await admin.call('POST', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
-        apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
-        subjects: [{ kind: 'ServiceAccount', name, namespace: SA_NAMESPACE }],
-      });
-      const tokenRequest = { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } };
-      const token = (await admin.call('POST', `/api/v1/namespaces/${SA_NAMESPACE}/serviceaccounts/${name}/token`, tokenRequest)).body.status.token as string;
-      const kubeconfig = join(dir, `${name}.kubeconfig`);
-      await writeTokenKubeconfig(kubeconfig, admin.connection.server, admin.connection.ca, token, name);
+      const kubeconfig = await serviceAccountKubeconfig(admin, name, deployRules.filter((r) => r !== vncRule), dir);
 
       const logger = recordingLogger();
       const limited = await startTestServer(engine, realEnv(kubeconfig), undefined, { logger });
@@ -206,7 +195,7 @@ describe.skipIf(!CLUSTERS.includes('real'))('the VNC console proxy through a rea
           `User \\"system:serviceaccount:${SA_NAMESPACE}:${name}\\" cannot get resource \\"virtualmachineinstances/vnc\\" in API group \\"subresources.kubevirt.io\\" in the namespace \\"${s.namespace}\\"`,
         );
         // The same server and VM once the rule is granted: RBAC was the only obstacle.
-        await admin.call('PUT', `/apis/rbac.authorization.k8s.io/v1/clusterroles/${name}`, { ...role, rules: deployRules });
+        await admin.call('PUT', `/apis/rbac.authorization.k8s.io/v1/clusterroles/${name}`, { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name }, rules: deployRules });
         const client = await eventually(() => RfbTestClient.connect(url), 10_000, 100);
         expect(client.name).toBe('solo');
         client.close();

@@ -26,7 +26,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestProject } from 'vitest/node';
 import { startControlPlane, type ControlPlane } from './control-plane.js';
-import { KubeVirtController } from './kubevirt-controller.js';
+import { KubeVirtController, type KubeApi } from './kubevirt-controller.js';
 import { startPostgresCluster } from './postgres.js';
 import { startVirtApi, type VirtApiStandIn } from './virt-api.js';
 
@@ -110,6 +110,27 @@ export async function writeTokenKubeconfig(file: string, server: string, caPem: 
     'current-context': 'test',
   };
   await writeFile(file, JSON.stringify(config, null, 2), { mode: 0o600 });
+}
+
+/** A service account of our own in lab-orchestrator's namespace, optionally bound to a ClusterRole of `rules`; its token's kubeconfig. */
+export async function serviceAccountKubeconfig(admin: KubeApi, name: string, rules: unknown[] | undefined, dir: string): Promise<string> {
+  const ns = 'lab-orchestrator';
+  await admin.call('POST', `/api/v1/namespaces/${ns}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name } });
+  if (rules) {
+    await admin.call('POST', '/apis/rbac.authorization.k8s.io/v1/clusterroles', {
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name }, rules,
+    });
+    await admin.call('POST', '/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+      subjects: [{ kind: 'ServiceAccount', name, namespace: ns }],
+    });
+  }
+  const request = { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 } };
+  const token = (await admin.call('POST', `/api/v1/namespaces/${ns}/serviceaccounts/${name}/token`, request)).body.status.token as string;
+  const file = join(dir, `${name}.kubeconfig`);
+  await writeTokenKubeconfig(file, admin.connection.server, admin.connection.ca, token, name);
+  return file;
 }
 
 async function setupRealCluster(project: TestProject): Promise<() => Promise<void>> {
