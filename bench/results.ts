@@ -207,6 +207,8 @@ export function renderResults(r: BenchReport): string {
   return `# Benchmark results
 
 Written by \`npm run bench\` (bench/run.ts) on ${r.date.toISOString()}; the run took ${Math.round(r.seconds)} s.
+Node.js 20 against 24, and this code against the previous round's, measured side by side (kept by hand,
+not rewritten by this run): [NODE-24.md](NODE-24.md).
 
 | machine | |
 |---|---|

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSimulatedCluster, type SimulatedCluster } from '../src/simulated/index.js';
-import { eventLines, watch, WatchHttpError } from '../src/k8s/watch.js';
+import { eventLines, eventObjectKey, latestEventLines, watch, WatchHttpError } from '../src/k8s/watch.js';
 
 function kubeConfigFor(server: string, token?: string): KubeConfig {
   const kc = new KubeConfig();
@@ -31,6 +31,52 @@ describe('watch event lines', () => {
     ]);
     feed('\n');
     expect(seen[3]).toEqual(['BOOKMARK', { metadata: { resourceVersion: '9' } }]);
+  });
+});
+
+describe('the latest events of a chunk', () => {
+  const line = (type: string, object: unknown) => JSON.stringify({ type, object }) + '\n';
+  const pod = (namespace: string, name: string, phase: string) => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { generateName: 'p-', namespace, labels: { name: 'label' }, ownerReferences: [{ name: 'owner', uid: 'u1' }], name },
+    status: { phase },
+  });
+
+  it('reads the namespace and name of the event object, whatever the key order and nesting', () => {
+    expect(eventObjectKey(line('MODIFIED', pod('lab-1', 'web', 'Running')))).toBe('lab-1/web');
+    expect(eventObjectKey('{"object":{"status":{"name":"x"},"metadata":{"name":"n\\u00e9 \\"q\\""}},"type":"ADDED"}')).toBe('/né "q"');
+    expect(eventObjectKey(line('ADDED', { kind: 'Namespace', metadata: { name: 'lab-1' } }))).toBe('/lab-1');
+    expect(eventObjectKey(line('BOOKMARK', { metadata: { resourceVersion: '9' } }))).toBeUndefined();
+    expect(eventObjectKey(line('ERROR', { kind: 'Status', code: 410, metadata: {} }))).toBeUndefined();
+    expect(eventObjectKey('{"type":"ADDED","other":{"metadata":{"name":"a"}}}')).toBeUndefined();
+    expect(eventObjectKey('{"type":"ADDED","object":{"metadata":{"name":"a"')).toBeUndefined();
+  });
+
+  it('hands on only the last event of each object in a chunk, in order, and every event without an object name', () => {
+    const seen: string[] = [];
+    const feed = latestEventLines((type, object) => {
+      const o = object as { metadata: { name?: string; resourceVersion?: string }; status?: { phase?: string } };
+      seen.push(`${type} ${o.metadata.name ?? o.metadata.resourceVersion} ${o.status?.phase ?? ''}`.trim());
+    });
+    feed(
+      line('MODIFIED', pod('a', 'web', 'Pending')) +
+        line('MODIFIED', pod('b', 'web', 'Pending')) +
+        line('MODIFIED', pod('a', 'web', 'Running')) +
+        line('BOOKMARK', { metadata: { resourceVersion: '9' } }) +
+        line('DELETED', pod('b', 'web', 'Pending')) +
+        line('MODIFIED', pod('a', 'db', 'Pending')).slice(0, 20),
+    );
+    expect(seen).toEqual(['MODIFIED web Running', 'BOOKMARK 9', 'DELETED web Pending']);
+    feed(line('MODIFIED', pod('a', 'db', 'Pending')).slice(20) + line('MODIFIED', pod('a', 'web', 'Succeeded')));
+    expect(seen.slice(3)).toEqual(['MODIFIED db Pending', 'MODIFIED web Succeeded']);
+  });
+
+  it('hands on every event of a chunk, as eventLines, when the last one of an object is not an event', () => {
+    const seen: string[] = [];
+    const feed = latestEventLines((type, object) => seen.push(`${type} ${(object as { status: { phase: string } }).status.phase}`));
+    feed(line('MODIFIED', pod('a', 'web', 'Pending')) + line('MODIFIED', pod('a', 'web', 'Running')) + JSON.stringify({ object: pod('a', 'web', 'Failed') }) + '\n');
+    expect(seen).toEqual(['MODIFIED Pending', 'MODIFIED Running']);
   });
 });
 

@@ -31,6 +31,7 @@ export function catalogueCachePlugin(orm: Orm, maxEntries: number, maxBytes: num
     async requestDidStart() {
       let key: string | undefined;
       let version: string | undefined;
+      let answered = false;
       return {
         async responseForOperation({ operation, request, contextValue }) {
           if (maxEntries <= 0 || !operation || !isCatalogueOnly(operation)) return null;
@@ -42,10 +43,11 @@ export function catalogueCachePlugin(orm: Orm, maxEntries: number, maxBytes: num
             .digest('base64url');
           const hit = cache.get(key);
           if (!hit || hit.version !== version) return null;
+          answered = true; // the get above refreshed its recency; storing it again would only re-measure it
           return { body: hit.body, http: { status: undefined, headers: new Map() } as never };
         },
         async willSendResponse({ response }) {
-          if (!key || !version || response.body.kind !== 'single' || response.body.singleResult.errors) return;
+          if (answered || !key || !version || response.body.kind !== 'single' || response.body.singleResult.errors) return;
           const bytes = stringBytes(JSON.stringify(response.body.singleResult));
           cache.set(key, { version, body: response.body, bytes });
         },

@@ -197,6 +197,7 @@ export class Informer {
           void this.restartWatch(); // the server ended the watch (timeoutSeconds): resume at once
         }
       },
+      { latestOnly: true }, // the cache keeps each object's latest state: superseded events go unparsed
     );
     if (generation !== this.generation || this.stopped) {
       // Superseded while connecting (a stall restart, a relist, stop()): never leave it open.
