@@ -103,6 +103,16 @@ describe.each(ENGINES)('adoption of an older server’s namespaces on %s', (engi
     // Managed, unlabelled, and named by no row of this deployment (another deployment's older server's, say).
     await createOlderObjects({ instanceId: 4242, labId: 1, userId: 1, namespace: ns.foreign, vms: [{ name: 'vm', image: 'img', cpuCores: 1, memory: '1Gi' }] });
 
+    // The READY instance's VMs run, as they did under the older server before the upgrade (otherwise a
+    // VMI still booting makes it STARTING, rightly, and the test would see that, not the adoption).
+    await eventually(() => {
+      for (const vm of VMS) {
+        const vmi = cluster.get('virtualmachineinstances', ns.ready, vm);
+        expect(vmi?.status?.phase).toBe('Running');
+        expect(vmi?.status?.conditions).toContainEqual(expect.objectContaining({ type: 'Ready', status: 'True' }));
+      }
+    }, 20_000, 50);
+
     server = await startTestServer(engine, env, { databaseEnv: database.env }, { logger: capturingLogger(lines) });
   });
 
