@@ -5,7 +5,7 @@
 ARG NODE_IMAGE=node:24-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
-# No compiler: the native modules (libsql for SQLite, argon2, esbuild) come prebuilt in npm packages.
+# No compiler: the native modules (argon2, esbuild) come prebuilt in npm packages; SQLite is node:sqlite.
 WORKDIR /app
 # Dependencies first, so that a source change does not reinstall them.
 COPY package.json package-lock.json ./

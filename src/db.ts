@@ -1,10 +1,11 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import { MikroORM, type EntityManager, type Options } from '@mikro-orm/core';
-import type { SqlEntityManager } from '@mikro-orm/knex';
 import { Migrator } from '@mikro-orm/migrations';
-import { LibSqlDriver } from '@mikro-orm/libsql';
 import { PostgreSqlDriver } from '@mikro-orm/postgresql';
+import { SqliteDriver, type SqlEntityManager } from '@mikro-orm/sql';
+import { SqliteDialect } from 'kysely';
 import type { DatabaseConfig } from './config.js';
 import { entities } from './entities/index.js';
 import type { Logger } from './logger.js';
@@ -12,8 +13,8 @@ import { migrationsList } from './migrations/index.js';
 
 export type Orm = MikroORM;
 
-function ormOptions(db: DatabaseConfig, onQuery?: (sql: string) => void): Options {
-  const common: Options = {
+function ormOptions(db: DatabaseConfig, onQuery?: (sql: string) => void): Partial<Options> {
+  const common: Partial<Options> = {
     entities,
     extensions: [Migrator],
     migrations: { migrationsList, transactional: true, allOrNothing: true, snapshot: false, silent: true },
@@ -22,16 +23,16 @@ function ormOptions(db: DatabaseConfig, onQuery?: (sql: string) => void): Option
     forceUtcTimezone: true,
     // Only for instrumentation (tests count statements): every SQL statement goes to onQuery.
     debug: onQuery ? ['query'] : false,
-    logger: onQuery ? (message: string) => onQuery(message) : undefined,
+    ...(onQuery ? { logger: (message: string) => onQuery(message) } : {}),
   };
   if (db.engine === 'sqlite') {
     if (db.path !== ':memory:') mkdirSync(dirname(db.path), { recursive: true });
     return {
       ...common,
-      driver: LibSqlDriver,
+      driver: SqliteDriver,
       dbName: db.path,
-      pool: { min: 1, max: 1, afterCreate: sqlitePragmas },
-    } as Options;
+      driverOptions: nodeSqliteDialect(db.path),
+    };
   }
   return {
     ...common,
@@ -42,17 +43,35 @@ function ormOptions(db: DatabaseConfig, onQuery?: (sql: string) => void): Option
     password: db.password,
     dbName: db.dbName,
     pool: { min: 0, max: db.poolMax },
-  } as Options;
+  };
 }
 
-/** WAL and a busy timeout let several processes share one SQLite file without "database is locked". */
-function sqlitePragmas(conn: { exec(sql: string): unknown }, done: (err: Error | null) => void) {
-  try {
-    conn.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;');
-    done(null);
-  } catch (err) {
-    done(err as Error);
-  }
+/**
+ * SQLite through Node's own `node:sqlite` (no native module to install), in the shape Kysely's
+ * SQLite dialect expects (better-sqlite3's). Its calls are synchronous: a statement runs on the event
+ * loop, and so does waiting for another process's write lock on the same file (the busy timeout, 5 s
+ * at most). WAL and that timeout let several processes share one file without "database is locked";
+ * MikroORM turns foreign keys on itself.
+ */
+function nodeSqliteDialect(path: string): SqliteDialect {
+  return new SqliteDialect({
+    database: async () => {
+      const db = new DatabaseSync(path, { timeout: 5000 });
+      db.exec('PRAGMA journal_mode = WAL');
+      return {
+        prepare(sql: string) {
+          const statement = db.prepare(sql);
+          return {
+            reader: statement.columns().length > 0,
+            all: (parameters: ReadonlyArray<unknown>) => statement.all(...(parameters as SQLInputValue[])),
+            run: (parameters: ReadonlyArray<unknown>) => statement.run(...(parameters as SQLInputValue[])),
+            iterate: (parameters: ReadonlyArray<unknown>) => statement.iterate(...(parameters as SQLInputValue[])),
+          };
+        },
+        close: () => db.close(),
+      };
+    },
+  });
 }
 
 /** Connects and applies pending migrations. */
@@ -72,13 +91,13 @@ const MIGRATION_LOCK = 740_211_001;
  */
 export async function migrate(orm: Orm): Promise<string[]> {
   if (orm.config.get('driver') !== PostgreSqlDriver) {
-    return (await orm.getMigrator().up()).map((m) => m.name);
+    return (await orm.migrator.up()).map((m) => m.name);
   }
   const em = orm.em.fork();
   return em.transactional(async (tx) => {
     const ctx = tx.getTransactionContext();
     await tx.getConnection().execute(`select pg_advisory_xact_lock(${MIGRATION_LOCK})`, [], 'all', ctx);
-    return (await orm.getMigrator().up({ transaction: ctx })).map((m) => m.name);
+    return (await orm.migrator.up({ transaction: ctx })).map((m) => m.name);
   });
 }
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AccountToken, RateLimitBucket, Session } from '../src/entities/index.js';
+import { AccountToken, RateLimitBucket, Session, User } from '../src/entities/index.js';
 import { pruneExpired } from '../src/services/housekeeping.js';
 import { MeDocument } from './generated/graphql.js';
 import { createUser, type TestUser } from './support/factories.js';
@@ -20,7 +20,7 @@ describe.each(ENGINES)('housekeeping on %s', (engine) => {
     const now = new Date();
     const at = (offsetMs: number) => new Date(now.getTime() + offsetMs);
     const em = server.app.deps.orm.em.fork();
-    const owner = em.getReference('User', user.user.id) as never;
+    const owner = em.getReference(User, user.user.id);
     const session = (id: string, expiresAt: Date, revokedAt: Date | null = null) =>
       em.create(Session, { id, user: owner, createdAt: at(-48 * HOUR), expiresAt, revokedAt });
     session('expired', at(-HOUR));

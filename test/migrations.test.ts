@@ -15,16 +15,16 @@ describe.each(ENGINES)('migrations on %s', (engine) => {
         ? await Promise.all([openDatabase(config.database, logger), openDatabase(config.database, logger)])
         : [await openDatabase(config.database, logger), await openDatabase(config.database, logger)];
     try {
-      const executed = await orms[0].getMigrator().getExecutedMigrations();
+      const executed = await orms[0].migrator.getExecuted();
       expect(executed.map((m) => m.name)).toEqual([
         'Migration20261125000000_initial',
         'Migration20261125000100_catalogue_version',
         'Migration20261201000000_instance_lifecycle',
         'Migration20261202000000_vnc_console',
       ]);
-      expect(await orms[1].getMigrator().getPendingMigrations()).toEqual([]);
+      expect(await orms[1].migrator.getPending()).toEqual([]);
       // The ORM would still restyle types and constraints; what matters is that nothing is missing.
-      const diff = await orms[0].getSchemaGenerator().getUpdateSchemaSQL({ wrap: false });
+      const diff = await orms[0].schema.getUpdateSchemaSQL({ wrap: false });
       // (SQLite restyles by copying a table through `<name>__temp_alter`, which is not a missing table.)
       const missing = diff.split('\n').filter((line) => /add column|drop column/i.test(line) || (/create table/i.test(line) && !/__temp_alter/.test(line)));
       expect(missing).toEqual([]);

@@ -80,12 +80,13 @@ describe('errors nobody expected', () => {
   it('are masked for the caller and logged in full with the request id', async () => {
     const server = await startLoggedServer('sqlite', {});
     try {
-      await server.app.deps.orm.close(true); // the database goes away under the running server
+      // A table goes away under the running server (MikroORM 7 reopens a closed connection by itself).
+      await server.app.deps.orm.em.getConnection().execute('alter table labs rename to labs_gone', [], 'run');
       const result = await server.client().request(LabsDocument, {});
       const error = result.errors![0];
       expect(error.message).toBe('Internal server error');
       expect(error.extensions?.code).toBe('INTERNAL_SERVER_ERROR');
-      expect(JSON.stringify(error)).not.toMatch(/select|sqlite|knex/i);
+      expect(JSON.stringify(error)).not.toMatch(/select|sqlite|no such table|kysely/i);
       const requestId = error.extensions?.requestId;
       expect(result.headers.get('x-request-id')).toBe(requestId);
       const logged = server.logs.find((l) => l.msg === 'unexpected error');

@@ -1,4 +1,4 @@
-import { Entity, PrimaryKey, Property } from '@mikro-orm/core';
+import { Entity, PrimaryKey, Property } from '@mikro-orm/decorators/legacy';
 
 /** A fixed-window counter shared by every replica through the database. */
 @Entity({ tableName: 'rate_limits' })

@@ -1,5 +1,5 @@
 import { Migration } from '@mikro-orm/migrations';
-import type { Knex } from '@mikro-orm/knex';
+import { statementsFor } from './statements.js';
 
 /**
  * Instances that survive their lab, quotas and lifetimes a user can extend:
@@ -9,29 +9,28 @@ import type { Knex } from '@mikro-orm/knex';
  * - instances record the CPU cores and memory they asked for, for the cluster-wide budget.
  */
 export class Migration20261201000000InstanceLifecycle extends Migration {
-  override async up(): Promise<void> {
-    const knex = this.getKnex();
-    const ts = (t: Knex.AlterTableBuilder, name: string) => t.timestamp(name, { useTz: true, precision: 3 });
-    this.add(
-      knex.schema.alterTable('labs', (t) => {
-        ts(t, 'deleted_at').nullable();
-        t.integer('max_instances').nullable();
-        t.integer('max_instance_lifetime_minutes').nullable();
-      }),
-      knex.schema.alterTable('labs', (t) => {
-        t.dropUnique(['name']);
-        t.dropUnique(['namespace_prefix']);
-      }),
-      knex.schema.alterTable('lab_instances', (t) => {
-        t.integer('cpu_cores').notNullable().defaultTo(0);
-        t.bigInteger('memory_bytes').notNullable().defaultTo(0);
-      }),
-    );
-    this.addSql('create unique index labs_name_live_unique on labs (name) where deleted_at is null');
-    this.addSql('create unique index labs_namespace_prefix_live_unique on labs (namespace_prefix) where deleted_at is null');
-  }
-
-  private add(...builders: Knex.SchemaBuilder[]): void {
-    for (const builder of builders) for (const q of builder.toSQL()) this.addSql(q.sql);
+  override up(): void {
+    for (const sql of statementsFor(this.driver, { postgres: POSTGRES, sqlite: SQLITE })) this.addSql(sql);
   }
 }
+
+const POSTGRES = [
+  `alter table "labs" add column "deleted_at" timestamptz(3) null, add column "max_instances" integer null, add column "max_instance_lifetime_minutes" integer null`,
+  `alter table "labs" drop constraint "labs_name_unique"`,
+  `alter table "labs" drop constraint "labs_namespace_prefix_unique"`,
+  `alter table "lab_instances" add column "cpu_cores" integer not null default '0', add column "memory_bytes" bigint not null default '0'`,
+  `create unique index labs_name_live_unique on labs (name) where deleted_at is null`,
+  `create unique index labs_namespace_prefix_live_unique on labs (namespace_prefix) where deleted_at is null`,
+];
+
+const SQLITE = [
+  "alter table `labs` add column `deleted_at` datetime null",
+  "alter table `labs` add column `max_instances` integer null",
+  "alter table `labs` add column `max_instance_lifetime_minutes` integer null",
+  "drop index `labs_name_unique`",
+  "drop index `labs_namespace_prefix_unique`",
+  "alter table `lab_instances` add column `cpu_cores` integer not null default '0'",
+  "alter table `lab_instances` add column `memory_bytes` bigint not null default '0'",
+  "create unique index labs_name_live_unique on labs (name) where deleted_at is null",
+  "create unique index labs_namespace_prefix_live_unique on labs (namespace_prefix) where deleted_at is null",
+];

@@ -1,5 +1,5 @@
 import { Migration } from '@mikro-orm/migrations';
-import type { Knex } from '@mikro-orm/knex';
+import { statementsFor } from './statements.js';
 
 /**
  * The built-in VNC console:
@@ -9,24 +9,25 @@ import type { Knex } from '@mikro-orm/knex';
  *   a renewal through the same session extends them. Keyed by the SHA-256 of the token.
  */
 export class Migration20261202000000VncConsole extends Migration {
-  override async up(): Promise<void> {
-    const knex = this.getKnex();
-    const ts = (t: Knex.CreateTableBuilder | Knex.AlterTableBuilder, name: string) => t.timestamp(name, { useTz: true, precision: 3 });
-    this.add(
-      knex.schema.alterTable('lab_instances', (t) => {
-        ts(t, 'last_activity_at').nullable();
-      }),
-      knex.schema.createTable('vnc_grants', (t) => {
-        t.string('token_hash', 64).primary();
-        t.string('session_id', 64).notNullable().index();
-        t.integer('user_id').notNullable();
-        t.integer('instance_id').notNullable();
-        ts(t, 'expires_at').notNullable().index();
-      }),
-    );
-  }
-
-  private add(...builders: Knex.SchemaBuilder[]): void {
-    for (const builder of builders) for (const q of builder.toSQL()) this.addSql(q.sql);
+  override up(): void {
+    for (const sql of statementsFor(this.driver, { postgres: POSTGRES, sqlite: SQLITE })) this.addSql(sql);
   }
 }
+
+const POSTGRES = [
+  `alter table "lab_instances" add column "last_activity_at" timestamptz(3) null`,
+  `create table "vnc_grants" ("token_hash" varchar(64), "session_id" varchar(64) not null,` +
+    ` "user_id" integer not null, "instance_id" integer not null, "expires_at" timestamptz(3) not null,` +
+    ` constraint "vnc_grants_pkey" primary key ("token_hash"))`,
+  `create index "vnc_grants_session_id_index" on "vnc_grants" ("session_id")`,
+  `create index "vnc_grants_expires_at_index" on "vnc_grants" ("expires_at")`,
+];
+
+const SQLITE = [
+  "alter table `lab_instances` add column `last_activity_at` datetime null",
+  "create table `vnc_grants` (`token_hash` varchar(64), `session_id` varchar(64) not null," +
+    " `user_id` integer not null, `instance_id` integer not null, `expires_at` datetime not null," +
+    " primary key (`token_hash`))",
+  "create index `vnc_grants_session_id_index` on `vnc_grants` (`session_id`)",
+  "create index `vnc_grants_expires_at_index` on `vnc_grants` (`expires_at`)",
+];

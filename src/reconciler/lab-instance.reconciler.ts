@@ -1,5 +1,5 @@
 import type { EntityManager } from '@mikro-orm/core';
-import type { SqlEntityManager } from '@mikro-orm/knex';
+import type { SqlEntityManager } from '@mikro-orm/sql';
 import type { Config } from '../config.js';
 import type { Orm } from '../db.js';
 import { LabInstance, LabInstanceStatus, type VmStatus } from '../entities/index.js';

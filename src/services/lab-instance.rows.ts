@@ -1,5 +1,6 @@
 import type { EntityManager } from '@mikro-orm/core';
-import type { SqlEntityManager } from '@mikro-orm/knex';
+import type { SqlEntityManager } from '@mikro-orm/sql';
+import { CompiledQuery } from 'kysely';
 import { LabInstance, type LabInstanceStatus, type VmStatus } from '../entities/index.js';
 
 /**
@@ -34,13 +35,15 @@ export interface StateWrite {
 
 /**
  * Runs one statement and resolves with its rows. On PostgreSQL the values travel as bound parameters
- * (through knex): MikroORM's execute() would inline them into the SQL text, which for a JSON document
- * of hundreds of rows costs more to quote and to parse than the update itself.
+ * (through Kysely, in the EntityManager's transaction if it has one): MikroORM's execute() would
+ * inline them into the SQL text, which for a JSON document of hundreds of rows costs more to quote and
+ * to parse than the update itself. The statement's `?` placeholders become PostgreSQL's `$1`, `$2`, ...
  */
 async function executeBound<T>(em: EntityManager, engine: 'sqlite' | 'postgres', sql: string, params: unknown[]): Promise<T[]> {
   if (engine === 'sqlite') return em.getConnection().execute<T[]>(sql, params, 'all');
-  const result = (await (em as SqlEntityManager).getKnex().raw(sql, params as never[])) as { rows: T[] };
-  return result.rows;
+  let n = 0;
+  const query = CompiledQuery.raw(sql.replace(/\?/g, () => `$${++n}`), params);
+  return (await (em as SqlEntityManager).getKysely().executeQuery<T>(query)).rows;
 }
 
 /**

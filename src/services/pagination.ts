@@ -92,7 +92,7 @@ export async function paginate<T extends { id: number }>(
   const page = (): Promise<T[]> => {
     if (first === 0) return Promise.resolve([]);
     if (!options.plain) return em.find(entity, filter, { orderBy: orderBy as never, limit: first + 1 });
-    return sqlEm(em).createQueryBuilder(entity).select('*').where(filter).orderBy(orderBy).limit(first + 1).execute('all', true);
+    return sqlEm(em).createQueryBuilder(entity).select('*').where(filter as never).orderBy(orderBy).limit(first + 1).execute('all', true);
   };
   const counted = args.withCount !== false || first === 0;
   const [rows, totalCount] = await Promise.all([page(), counted ? em.count(entity, build()) : Promise.resolve(-1)]);
