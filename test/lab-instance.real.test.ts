@@ -30,7 +30,7 @@ import {
 import { createLabWithVms } from './support/catalogue.js';
 import { startControlPlane, type ControlPlane } from './support/control-plane.js';
 import { createAdmin, createUser, type TestUser } from './support/factories.js';
-import { installDeploy, serviceAccountKubeconfig, writeTokenKubeconfig } from './support/global-setup.js';
+import { installDeploy, realEnv, serviceAccountKubeconfig, writeTokenKubeconfig } from './support/global-setup.js';
 import { KubeApi, KubeVirtController } from './support/kubevirt-controller.js';
 import { CLUSTERS, ENGINES, startTestServer, type TestServer } from './support/server.js';
 import { graphqlWsClient, subscribeGraphqlWs, type Received } from './support/subscriptions.js';
@@ -61,22 +61,6 @@ function stripServerFields(obj: Obj) {
 const statuses = (events: { status: string }[]) => events.map((e) => e.status).filter((s, i, all) => s !== all[i - 1]);
 const one = (r: Received<LabInstanceStatusSubscription>) => r.events.map((e) => e.labInstanceStatus);
 
-/**
- * The server under test on a real cluster: KUBERNETES_MODE=kubeconfig with the given kubeconfig, and a
- * DEPLOYMENT_ID of its own, so that servers sharing the cluster (other files, other engines) never
- * touch each other's objects.
- */
-function realEnv(kubeconfig: string, extra: Record<string, string> = {}): Record<string, string> {
-  return {
-    KUBERNETES_MODE: 'kubeconfig',
-    KUBECONFIG: kubeconfig,
-    DEPLOYMENT_ID: `t-${randomUUID().slice(0, 8)}`,
-    KUBERNETES_REQUEST_TIMEOUT_SECONDS: '10',
-    STATUS_RESYNC_SECONDS: '1',
-    WATCH_BACKOFF_MAX_SECONDS: '0.5',
-    ...extra,
-  };
-}
 
 /** A logger that keeps what the server logs, for asserting on its recoveries. */
 function recordingLogger(): Logger & { lines: string[] } {

@@ -20,7 +20,7 @@ import type { Logger } from '../src/logger.js';
 import { CreateImageDocument, CreateLabDocument, LabInstanceStatusDocument, StartLabDocument, StopLabInstanceDocument, type LabInstanceStatusSubscription } from './generated/graphql.js';
 import { createLabWithVms } from './support/catalogue.js';
 import { createAdmin, createUser, type TestUser } from './support/factories.js';
-import { serviceAccountKubeconfig } from './support/global-setup.js';
+import { realEnv, serviceAccountKubeconfig } from './support/global-setup.js';
 import { KubeApi } from './support/kubevirt-controller.js';
 import { CLUSTERS, ENGINES, startTestServer, type TestServer } from './support/server.js';
 import { graphqlWsClient, subscribeGraphqlWs } from './support/subscriptions.js';
@@ -30,18 +30,6 @@ import { eventually } from './support/wait.js';
 type Status = LabInstanceStatusSubscription['labInstanceStatus'];
 const SA_NAMESPACE = 'lab-orchestrator';
 
-/** The server under test on the real cluster, with a DEPLOYMENT_ID of its own (as lab-instance.real does). */
-function realEnv(kubeconfig: string): Record<string, string> {
-  return {
-    KUBERNETES_MODE: 'kubeconfig',
-    KUBECONFIG: kubeconfig,
-    DEPLOYMENT_ID: `t-${randomUUID().slice(0, 8)}`,
-    KUBERNETES_REQUEST_TIMEOUT_SECONDS: '10',
-    STATUS_RESYNC_SECONDS: '1',
-    WATCH_BACKOFF_MAX_SECONDS: '0.5',
-    VNC_ACTIVITY_WRITE_SECONDS: '0.3',
-  };
-}
 
 /** A logger that keeps the lines the server logs at warn and above. */
 function recordingLogger(): Logger & { lines: string[] } {
@@ -182,7 +170,7 @@ describe.skipIf(!CLUSTERS.includes('real'))('the VNC console proxy through a rea
       const kubeconfig = await serviceAccountKubeconfig(admin, name, deployRules.filter((r) => r !== vncRule), dir);
 
       const logger = recordingLogger();
-      const limited = await startTestServer(engine, realEnv(kubeconfig), undefined, { logger });
+      const limited = await startTestServer(engine, realEnv(kubeconfig, { VNC_ACTIVITY_WRITE_SECONDS: '0.3' }), undefined, { logger });
       try {
         const [limitedBoss, user] = await Promise.all([createAdmin(limited), createUser(limited, { isTrusted: true })]);
         const { lab } = await createLabWithVms(limitedBoss.client, ['solo']);

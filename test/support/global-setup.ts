@@ -21,6 +21,7 @@
  * APIService v1.subresources.kubevirt.io, one per cluster), whose inspection address is handed over as
  * `inject('realClusterVirtApi')`.
  */
+import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -196,5 +197,22 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const results = await Promise.allSettled([postgres.value(), real.value()]);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
+  };
+}
+
+/**
+ * The server under test on a real cluster: KUBERNETES_MODE=kubeconfig with the given kubeconfig, and a
+ * DEPLOYMENT_ID of its own, so that servers sharing the cluster (other files, other engines) never
+ * touch each other's objects.
+ */
+export function realEnv(kubeconfig: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    KUBERNETES_MODE: 'kubeconfig',
+    KUBECONFIG: kubeconfig,
+    DEPLOYMENT_ID: `t-${randomUUID().slice(0, 8)}`,
+    KUBERNETES_REQUEST_TIMEOUT_SECONDS: '10',
+    STATUS_RESYNC_SECONDS: '1',
+    WATCH_BACKOFF_MAX_SECONDS: '0.5',
+    ...extra,
   };
 }
